@@ -1,0 +1,48 @@
+# The two commands of the README: `make book` and `make test`. Each creates its own virtual
+# environment from requirements.txt the first time (and again whenever requirements.txt changes).
+#
+#   make book                      build the site into _build/html (strict: any warning fails)
+#   make book DLNOTES_PROFILE=full the same at d2l scale, into _build/full/_build/html
+#   make test                      run the test suite
+#   make serve                     preview the built site at http://127.0.0.1:8000
+#   make chapter PAGE=book/en/basics/mlp.md   execute one chapter and print its time
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+REQ_HASH := $(shell $(PYTHON) -c "import hashlib;print(hashlib.sha256(open('requirements.txt','rb').read()).hexdigest()[:16])")
+STAMP := $(VENV)/.requirements-$(REQ_HASH)
+DLNOTES_PROFILE ?= default
+export DLNOTES_PROFILE
+BUILD_ROOT := $(if $(filter default,$(DLNOTES_PROFILE)),.,_build/$(DLNOTES_PROFILE))
+
+.PHONY: env book test serve chapter clean
+
+env: $(STAMP)
+	@# point the package at this checkout (a venv kept outside the clone may have served another)
+	@$(BIN)/pip install --quiet --no-deps --no-build-isolation -e ./code
+
+$(STAMP): requirements.txt
+	@if [ -f "$(VENV)/pyvenv.cfg" ]; then echo "requirements.txt changed: recreating $(VENV)"; rm -rf "$(VENV)"; fi
+	$(PYTHON) -m venv "$(VENV)"
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt
+	touch "$@"
+
+test: env
+	@# pytest exits 5 when it collected no test: that is a failure here, not a pass
+	$(BIN)/python -m pytest tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+book: env
+	$(BIN)/jupyter-book build . --path-output "$(BUILD_ROOT)" -W -n --keep-going
+
+serve:
+	@echo "serving $(BUILD_ROOT)/_build/html at http://127.0.0.1:8000 (Ctrl-C stops)"
+	$(PYTHON) -m http.server 8000 --bind 127.0.0.1 --directory "$(BUILD_ROOT)/_build/html"
+
+chapter: env
+	$(BIN)/python -m dlnotes.chapters run $(PAGE)
+
+clean:
+	rm -rf _build

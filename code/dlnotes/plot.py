@@ -1,0 +1,153 @@
+"""Figures in one style: SVG on white, Chinese labels drawn with a CJK font, no pyplot state.
+
+Every function builds a ``matplotlib.figure.Figure`` and returns it. In Jupyter the returned
+figure is the cell's value and shows once; in a script, call ``fig.savefig(...)``.
+Call :func:`use_book_style` once per kernel (the book's chapters do it in a hidden cell).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+
+# Bilingual names of the quantities fit() records (figures are shared by both languages).
+LABELS = {
+    "train_loss": "训练损失 train loss",
+    "test_loss": "测试损失 test loss",
+    "train_accuracy": "训练准确率 train acc",
+    "test_accuracy": "测试准确率 test acc",
+}
+_CJK_FONT = "Noto Sans CJK SC"
+
+
+def cjk_font_path() -> Path | None:
+    """The Noto Sans CJK SC font shipped by the ``mplfonts`` package, if it is installed."""
+    spec = importlib.util.find_spec("mplfonts")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
+    return path if path.is_file() else None
+
+
+def use_book_style() -> None:
+    """Set the book's look: white background, SVG output, a CJK fallback font, stable SVG ids."""
+    font = cjk_font_path()
+    families = ["DejaVu Sans"]
+    if font is not None:
+        font_manager.fontManager.addfont(str(font))
+        families.append(_CJK_FONT)  # matplotlib falls back glyph by glyph
+    matplotlib.rcParams.update({
+        "font.family": families,
+        "figure.figsize": (5.0, 3.2),
+        "figure.dpi": 100,
+        "figure.facecolor": "white",
+        "savefig.facecolor": "white",
+        "axes.facecolor": "white",
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "legend.frameon": False,
+        "svg.hashsalt": "dlnotes",  # the same ids in every build: reproducible SVG
+        "svg.fonttype": "path",  # glyphs as paths: readers need no CJK font installed
+    })
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # no IPython: nothing displays figures inline
+        return
+    if get_ipython() is not None:  # only in a running IPython/Jupyter; never start one
+        set_matplotlib_formats("svg", metadata={"Date": None})  # no timestamp in the SVG
+
+
+def _numpy(a) -> np.ndarray:
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def figure(*, ncols: int = 1, nrows: int = 1, figsize: tuple[float, float] | None = None):
+    """A new figure and its axes (an array of axes when there are several)."""
+    fig = Figure(figsize=figsize or matplotlib.rcParams["figure.figsize"], layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=True)
+    return fig, axes
+
+
+def plot_functions(x, ys: Mapping[str, object], *, xlabel: str = "", ylabel: str = "",
+                   title: str | None = None, styles: Sequence[str] | None = None, ax=None,
+                   ylim: tuple[float, float] | None = None) -> Figure:
+    """Curves ``ys[label]`` over the common ``x`` (1-D), one line each, with a legend."""
+    fig, ax = (ax.figure, ax) if ax is not None else figure()
+    x = _numpy(x)
+    for i, (label, y) in enumerate(ys.items()):
+        style = styles[i % len(styles)] if styles else "-"
+        ax.plot(x, _numpy(y), style, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if title:
+        ax.set_title(title)
+    if len(ys) > 1:
+        ax.legend()
+    return fig
+
+
+def scatter(x, y, *, xlabel: str = "", ylabel: str = "", title: str | None = None,
+            size: float = 4.0, ax=None) -> Figure:
+    """A scatter plot of two 1-D arrays."""
+    fig, ax = (ax.figure, ax) if ax is not None else figure()
+    ax.scatter(_numpy(x), _numpy(y), s=size, alpha=0.6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_history(history, *, title: str | None = None) -> Figure:
+    """Loss per epoch on the left; every other recorded metric (e.g. accuracy) on the right."""
+    losses = {k: v for k, v in history.metrics.items() if k.endswith("loss")}
+    others = {k: v for k, v in history.metrics.items() if not k.endswith("loss")}
+    fig, axes = figure(ncols=2 if others else 1, figsize=(8.0, 3.0) if others else None)
+    axes = np.atleast_1d(axes)
+    epochs = np.arange(1, history.num_epochs + 1)
+    for ax, group, ylabel in ((axes[0], losses, "损失 loss"), (axes[-1], others, "")):
+        if not group:
+            continue
+        for key, values in group.items():
+            ax.plot(epochs, values, "--" if key.startswith("test") else "-", marker=".",
+                    label=LABELS.get(key, key))
+        ax.set_xlabel("迭代周期 epoch")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def show_images(images, *, titles: Sequence[str] | None = None, ncols: int = 8,
+                scale: float = 1.1, cmap: str = "gray") -> Figure:
+    """A grid of images: (N, H, W), (N, 1, H, W) grey or (N, 3, H, W) colour, values in [0, 1]."""
+    images = _numpy(images)
+    if images.ndim == 4:
+        images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)  # (N, H, W, 3)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"show_images expects (N, H, W) or (N, C, H, W), got shape {images.shape}")
+    n = len(images)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(ncols * scale, nrows * scale * (1.25 if titles else 1.0)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap=cmap if images.ndim == 3 else None, vmin=0, vmax=1)
+            if titles is not None:
+                ax.set_title(str(titles[i]), fontsize=8)
+    return fig

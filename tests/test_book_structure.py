@@ -1,0 +1,187 @@
+"""The book's structure: table of contents, language twins, imports, glue keys, CI wiring."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dlnotes import chapters
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+PAGES = sorted(p for p in BOOK.rglob("*.md") if "_build" not in p.parts)
+LANG_PAGES = [p for p in PAGES if p.parent != BOOK]
+
+
+def rel(p: Path) -> str:
+    return str(p.relative_to(ROOT))
+
+
+def is_notebook(path: Path) -> bool:
+    from myst_nb.core.read import is_myst_markdown_notebook
+
+    return is_myst_markdown_notebook(path.read_text("utf8"))
+
+
+def test_there_are_pages_in_both_languages():
+    assert len([p for p in LANG_PAGES if "zh" in p.parts]) >= 5
+    assert len([p for p in LANG_PAGES if "en" in p.parts]) >= 5
+
+
+def test_every_toc_entry_exists_and_every_page_is_in_the_toc():
+    listed = chapters.toc_files(ROOT)
+    missing = [rel(p) for p in listed if not p.is_file()]
+    assert not missing, f"_toc.yml lists files that do not exist: {missing}"
+    assert len(listed) == len(set(listed)), "a page is listed twice in _toc.yml"
+    unlisted = sorted(set(map(rel, PAGES)) - set(map(rel, listed)))
+    assert not unlisted, f"pages not in _toc.yml (they would not be built): {unlisted}"
+
+
+def test_toc_has_a_chinese_and_an_english_part_in_the_same_order():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text("utf8"))
+    captions = [part["caption"] for part in toc["parts"]]
+    assert captions == ["中文", "English"]
+
+    def files(node) -> list[str]:
+        out = []
+        for chapter in node["chapters"]:
+            out.append(chapter["file"])
+            out.extend(s["file"] for s in chapter.get("sections", []))
+        return out
+
+    zh, en = (files(part) for part in toc["parts"])
+    assert all(f.startswith("book/zh/") for f in zh) and all(f.startswith("book/en/") for f in en)
+    assert [f.replace("book/zh/", "book/en/", 1) for f in zh] == en
+
+
+@pytest.mark.parametrize("page", LANG_PAGES, ids=rel)
+def test_every_page_has_its_twin_linked_at_the_top(page: Path):
+    twin = chapters.twin(page)
+    assert twin.is_file(), f"{rel(page)} has no twin {rel(twin)}"
+    head = page.read_text("utf8").split("\n## ")[0]  # the title block, before the first section
+    target = re.search(r"\[(?:English|中文)\]\(([^)]+\.md)\)", head)
+    assert target, f"{rel(page)}: no [English](...)/[中文](...) link before the first section"
+    assert (page.parent / target.group(1)).resolve() == twin.resolve(), (
+        f"{rel(page)}: language link points to {target.group(1)}, not to its twin {rel(twin)}")
+
+
+@pytest.mark.parametrize("page", [p for p in LANG_PAGES if "zh" in p.parts], ids=rel)
+def test_twins_have_identical_code_cells(page: Path):
+    twin = chapters.twin(page)
+    zh, en = chapters.read_chapter(page), chapters.read_chapter(twin)
+    zh_code = [(c.source, c.metadata.get("tags", [])) for c in zh.cells if c.cell_type == "code"]
+    en_code = [(c.source, c.metadata.get("tags", [])) for c in en.cells if c.cell_type == "code"]
+    assert len(zh_code) == len(en_code), f"{rel(page)} has {len(zh_code)} code cells, its twin {len(en_code)}"
+    for i, (a, b) in enumerate(zip(zh_code, en_code)):
+        assert a == b, f"code cell {i + 1} differs between {rel(page)} and {rel(twin)}"
+    assert is_notebook(page) == is_notebook(twin)
+
+
+@pytest.mark.parametrize("page", LANG_PAGES, ids=rel)
+def test_twins_have_the_same_sections_and_literalincludes(page: Path):
+    twin = chapters.twin(page)
+
+    def outline(p: Path) -> tuple[list[int], list[str]]:
+        text = re.sub(r"^```.*?^```", "", p.read_text("utf8"), flags=re.S | re.M)
+        levels = [len(m) for m in re.findall(r"^(#+) ", text, flags=re.M)]
+        includes = re.findall(r"^```\{literalinclude\}.*\n(?::.*\n)*", p.read_text("utf8"), flags=re.M)
+        return levels, includes
+
+    assert outline(page) == outline(twin), f"{rel(page)} and {rel(twin)} differ in headings or included code"
+
+
+NOTEBOOKS = [p for p in LANG_PAGES if is_notebook(p)]
+
+
+def test_chapters_are_notebooks():
+    content = [p for p in LANG_PAGES if p.name != "index.md" and "appendix" not in p.parts]
+    assert content and all(p in NOTEBOOKS for p in content), (
+        f"chapters without the jupytext header (their cells would not run): "
+        f"{[rel(p) for p in content if p not in NOTEBOOKS]}")
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=rel)
+def test_every_chapter_imports_dlnotes(page: Path):
+    code = "\n".join(chapters.code_cells(page))
+    assert re.search(r"^\s*(from dlnotes\b|import dlnotes\b)", code, flags=re.M), f"{rel(page)} does not import dlnotes"
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=rel)
+def test_front_matter_has_jupytext_and_kernelspec(page: Path):
+    front = yaml.safe_load(page.read_text("utf8").split("---\n")[1])
+    assert front["jupytext"]["text_representation"]["format_name"] == "myst"
+    assert front["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=rel)
+def test_glued_keys_are_defined_once_on_the_page(page: Path):
+    text = page.read_text("utf8")
+    code = "\n".join(chapters.code_cells(page))
+    defined = re.findall(r"""\bglue\(\s*f?["']([^"']+)["']""", code)
+    used = set(re.findall(r"\{glue:(?:text|md|figure|any)\}`([^`:]+)", text))
+    assert len(defined) == len(set(defined)), f"{rel(page)}: a glue key is defined twice"
+    # f"acc_{key}" defines a family of keys: it matches any text in place of each {...}
+    patterns = [re.compile("".join(".+" if part.startswith("{") else re.escape(part)
+                                   for part in re.split(r"(\{[^}]*\})", key)) + "$") for key in defined]
+    undefined = sorted(k for k in used if not any(p.match(k) for p in patterns))
+    assert not undefined, f"{rel(page)}: prose quotes undefined glue keys {undefined}"
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=rel)
+def test_literalincludes_point_at_existing_package_objects(page: Path):
+    import ast
+
+    for path, obj in re.findall(r"```\{literalinclude\} (\S+)\n(?::.*\n)*?:pyobject: (\S+)", page.read_text("utf8")):
+        file = ROOT / path.lstrip("/")
+        assert file.is_file(), f"{rel(page)} includes missing file {path}"
+        names = {n.name for n in ast.walk(ast.parse(file.read_text("utf8")))
+                 if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))}
+        assert obj.split(".")[-1] in names, f"{rel(page)} includes {obj}, which {path} does not define"
+
+
+def test_no_package_code_is_pasted_into_chapters():
+    """A chapter calls package code; it does not define functions the package already has."""
+    import ast
+
+    package_defs = set()
+    for file in (ROOT / "code" / "dlnotes").glob("*.py"):
+        package_defs |= {n.name for n in ast.parse(file.read_text("utf8")).body
+                         if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    for page in NOTEBOOKS:
+        for cell in chapters.code_cells(page):
+            try:
+                tree = ast.parse(cell)
+            except SyntaxError:  # IPython magics; not Python to compare
+                continue
+            pasted = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))} & package_defs
+            assert not pasted, f"{rel(page)} redefines package code {sorted(pasted)}: call or literalinclude it"
+
+
+def test_no_init_py_directly_in_code():
+    assert not (ROOT / "code" / "__init__.py").exists(), "a package named 'code' shadows the standard library"
+
+
+def test_ci_runs_the_readme_test_command_then_the_strict_build():
+    readme = (ROOT / "README.md").read_text("utf8")
+    ci = (ROOT / ".ci" / "run").read_text("utf8")
+    makefile = (ROOT / "Makefile").read_text("utf8")
+    assert "make test" in readme and "make book" in readme
+    assert ci.index("make test") < ci.index("make book")
+    build_line = next(line for line in makefile.splitlines() if "jupyter-book build" in line)
+    for flag in ("-W", "-n", "--keep-going"):
+        assert flag in build_line.split()
+    assert "rc -eq 5" in makefile, "pytest's exit code 5 (no tests) must fail the test command"
+
+
+def test_requirements_pin_everything_and_install_the_package():
+    lines = [l.strip() for l in (ROOT / "requirements.txt").read_text("utf8").splitlines()
+             if l.strip() and not l.startswith("#")]
+    assert "-e ./code" in lines
+    unpinned = [l for l in lines if not l.startswith("-e") and "==" not in l]
+    assert not unpinned, f"unpinned requirements: {unpinned}"
+    pins = dict(l.split("==", 1) for l in lines if "==" in l)
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+    assert pins["jupyter-book"].startswith("1.")

@@ -1,0 +1,34 @@
+"""dlnotes.bookassets: MathJax is copied into the site, so formulas need no CDN."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from dlnotes import bookassets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_copy_mathjax_brings_the_component_its_fonts_and_tex_extensions(tmp_path):
+    copied = bookassets.copy_mathjax(tmp_path)
+    assert copied > 50
+    main = tmp_path / "tex-mml-chtml.js"
+    assert main.stat().st_size > 500_000 and b"MathJax" in main.read_bytes()[:200_000]
+    assert (tmp_path / "output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff").is_file()
+    assert (tmp_path / "input/tex/extensions/boldsymbol.js").is_file()  # autoloaded by \boldsymbol
+    assert bookassets.copy_mathjax(tmp_path) == 0  # a second copy skips what is there
+
+
+def test_config_must_point_mathjax_at_the_local_copy():
+    bookassets._check_config(None, SimpleNamespace(mathjax_path="mathjax/tex-mml-chtml.js"))
+    with pytest.raises(RuntimeError, match="mathjax_path"):
+        bookassets._check_config(None, SimpleNamespace(mathjax_path="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"))
+
+
+def test_the_book_uses_the_local_mathjax():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text("utf8"))
+    assert "dlnotes.bookassets" in config["sphinx"]["extra_extensions"]
+    assert config["sphinx"]["config"]["mathjax_path"] == "mathjax/tex-mml-chtml.js"

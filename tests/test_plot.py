@@ -1,0 +1,215 @@
+"""Tests of dlnotes.plot: what each function draws, the CJK font, reproducible SVG."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+
+from dlnotes import plot
+from dlnotes.train import History
+
+WHITE = (1.0, 1.0, 1.0, 1.0)
+
+
+@pytest.fixture(autouse=True)
+def restore_rcparams(monkeypatch, tmp_path_factory):
+    """Each test starts from and leaves behind matplotlib's own defaults."""
+    # use_book_style() may create an IPython shell outside Jupyter; keep its profile out of $HOME
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path_factory.getbasetemp() / "ipython"))
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        yield
+
+
+def svg_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def glyph_warnings(fig: Figure) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        svg_bytes(fig)
+    return [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
+def chinese_figure() -> Figure:
+    fig, ax = plot.figure()
+    ax.plot([0, 1], [0, 1])
+    ax.set_title("训练损失 train loss")
+    ax.set_xlabel("迭代周期 epoch")
+    return fig
+
+
+def history(with_accuracy: bool) -> History:
+    metrics = {"train_loss": [1.0, 0.6, 0.4], "test_loss": [1.1, 0.7, 0.5]}
+    if with_accuracy:
+        metrics |= {"train_accuracy": [0.5, 0.7, 0.8], "test_accuracy": [0.45, 0.65, 0.75]}
+    return History(metrics=metrics, seconds=1.0, examples=300)
+
+
+# ---------------------------------------------------------------- what is drawn
+
+
+def test_plot_functions():
+    x = torch.linspace(0, 1, 11)
+    fig = plot.plot_functions(x, {"x": x, "x^2": x ** 2, "x^3": np.asarray(x) ** 3},
+                              xlabel="x", ylabel="f(x)", title="powers", styles=["-", "--"], ylim=(0, 2))
+    assert isinstance(fig, Figure)
+    [ax] = fig.axes
+    assert len(ax.lines) == 3
+    assert [line.get_label() for line in ax.lines] == ["x", "x^2", "x^3"]
+    assert [line.get_linestyle() for line in ax.lines] == ["-", "--", "-"]
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), np.linspace(0, 1, 11) ** 2, rtol=1e-6, atol=1e-7)
+    assert ax.get_legend() is not None
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("x", "f(x)", "powers")
+    assert ax.get_ylim() == (0, 2)
+
+
+def test_plot_functions_single_curve_and_given_axes():
+    fig, axes = plot.figure(ncols=2)
+    out = plot.plot_functions([0, 1, 2], {"only": [0, 1, 4]}, ax=axes[1])
+    assert out is fig
+    assert len(fig.axes) == 2
+    assert len(axes[0].lines) == 0 and len(axes[1].lines) == 1
+    assert axes[1].get_legend() is None  # one curve: no legend
+
+
+def test_scatter():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(50, generator=g), torch.randn(50, generator=g)
+    fig = plot.scatter(x, y, xlabel="a", ylabel="b", title="t")
+    assert isinstance(fig, Figure)
+    [ax] = fig.axes
+    assert len(ax.collections) == 1 and len(ax.lines) == 0
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), torch.stack([x, y], dim=1).numpy())
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("a", "b", "t")
+
+
+def test_plot_history_with_accuracy():
+    fig = plot.plot_history(history(with_accuracy=True), title="run")
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2
+    loss_ax, acc_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.lines] == [plot.LABELS["train_loss"], plot.LABELS["test_loss"]]
+    assert [line.get_label() for line in acc_ax.lines] == [plot.LABELS["train_accuracy"],
+                                                          plot.LABELS["test_accuracy"]]
+    np.testing.assert_array_equal(loss_ax.lines[0].get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(acc_ax.lines[1].get_ydata(), [0.45, 0.65, 0.75])
+    assert [line.get_linestyle() for line in loss_ax.lines] == ["-", "--"]  # test curves dashed
+    assert fig.get_suptitle() == "run"
+
+
+def test_plot_history_without_accuracy():
+    fig = plot.plot_history(history(with_accuracy=False))
+    assert isinstance(fig, Figure)
+    [ax] = fig.axes
+    assert len(ax.lines) == 2
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), [1.1, 0.7, 0.5])
+
+
+def test_plot_history_of_a_real_fit_history():
+    h = History(metrics={"train_loss": [0.3], "train_accuracy": [0.9]}, seconds=1.0, examples=10)
+    fig = plot.plot_history(h)
+    assert [len(ax.lines) for ax in fig.axes] == [1, 1]
+
+
+def test_show_images_grey_nhw():
+    images = torch.rand(5, 7, 6, generator=torch.Generator().manual_seed(0))
+    fig = plot.show_images(images, titles=list("abcde"))
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 5  # fewer images than ncols: one row of five
+    assert [len(ax.images) for ax in fig.axes] == [1] * 5
+    assert fig.axes[0].images[0].get_array().shape == (7, 6)
+    np.testing.assert_allclose(fig.axes[3].images[0].get_array(), images[3].numpy())
+    assert [ax.get_title() for ax in fig.axes] == list("abcde")
+
+
+def test_show_images_grey_n1hw_in_a_grid():
+    images = np.random.default_rng(0).random((10, 1, 8, 8))
+    fig = plot.show_images(images, ncols=4)
+    assert len(fig.axes) == 12  # 3 rows of 4; the last two cells empty
+    assert [len(ax.images) for ax in fig.axes] == [1] * 10 + [0] * 2
+    assert fig.axes[0].images[0].get_array().shape == (8, 8)
+    np.testing.assert_allclose(fig.axes[9].images[0].get_array(), images[9, 0])
+
+
+def test_show_images_colour_n3hw():
+    images = np.random.default_rng(1).random((3, 3, 5, 4))
+    fig = plot.show_images(images)
+    assert len(fig.axes) == 3
+    assert [len(ax.images) for ax in fig.axes] == [1, 1, 1]
+    shown = fig.axes[2].images[0].get_array()
+    assert shown.shape == (5, 4, 3)
+    np.testing.assert_allclose(shown, images[2].transpose(1, 2, 0))
+
+
+def test_show_images_rejects_a_2d_array():
+    with pytest.raises(ValueError, match=r"show_images expects \(N, H, W\) or \(N, C, H, W\), got shape \(8, 8\)"):
+        plot.show_images(np.zeros((8, 8)))
+
+
+# ---------------------------------------------------------------- the book style
+
+
+def test_use_book_style_registers_the_cjk_font():
+    path = plot.cjk_font_path()
+    assert path is not None and path.is_file()  # mplfonts is a dependency of the book
+    plot.use_book_style()
+    assert "Noto Sans CJK SC" in {f.name for f in font_manager.fontManager.ttflist}
+    found = font_manager.findfont(font_manager.FontProperties(family="Noto Sans CJK SC"),
+                                  fallback_to_default=False)
+    assert Path(found).resolve() == path.resolve()
+    assert matplotlib.rcParams["font.family"] == ["DejaVu Sans", "Noto Sans CJK SC"]
+
+
+def test_chinese_text_has_all_glyphs_after_use_book_style():
+    plot.use_book_style()
+    assert glyph_warnings(chinese_figure()) == []
+    assert glyph_warnings(plot.plot_history(history(with_accuracy=True), title="中文标题")) == []
+
+
+def test_without_the_book_style_chinese_glyphs_are_missing():
+    # The control for the test above: matplotlib's default font has no Chinese glyphs,
+    # so the check really can see a missing glyph.
+    assert glyph_warnings(chinese_figure())
+
+
+def test_svg_is_reproducible():
+    plot.use_book_style()
+    fig = plot.plot_history(history(with_accuracy=True), title="训练 training")
+    first, second = svg_bytes(fig), svg_bytes(fig)
+    assert first == second
+    # an independently built identical figure gives the same bytes too (stable ids, no date)
+    assert svg_bytes(plot.plot_history(history(with_accuracy=True), title="训练 training")) == first
+    assert b"<dc:date>" not in first
+    assert b"<path" in first  # glyphs drawn as paths, not as <text>
+    assert b"<text" not in first
+
+
+def test_figures_have_white_facecolor():
+    matplotlib.rcParams["figure.facecolor"] = "0.5"  # not white: use_book_style() must set it
+    matplotlib.rcParams["axes.facecolor"] = "0.5"
+    plot.use_book_style()
+    figures = [
+        plot.figure()[0],
+        plot.plot_functions([0, 1], {"a": [0, 1]}),
+        plot.scatter([0, 1], [1, 0]),
+        plot.plot_history(history(with_accuracy=True)),
+        plot.show_images(np.zeros((2, 4, 4))),
+    ]
+    for fig in figures:
+        assert fig.get_facecolor() == WHITE
+        assert all(ax.get_facecolor() == WHITE for ax in fig.axes)
+    assert matplotlib.rcParams["savefig.facecolor"] == "white"
+    svg = svg_bytes(figures[1])
+    assert b"fill: #ffffff" in svg
