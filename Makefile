@@ -22,7 +22,10 @@ env: $(STAMP)
 	@# point the package at this checkout (a venv kept outside the clone may have served another)
 	@$(BIN)/pip install --quiet --no-deps --no-build-isolation -e ./code
 
-$(STAMP): requirements.txt
+# The stamp's name carries the hash of requirements.txt, so a changed file means a missing stamp.
+# No prerequisite on purpose: a fresh clone gives requirements.txt a new mtime, and make would
+# otherwise rebuild a perfectly good environment on every CI run.
+$(STAMP):
 	@if [ -f "$(VENV)/pyvenv.cfg" ]; then echo "requirements.txt changed: recreating $(VENV)"; rm -rf "$(VENV)"; fi
 	$(PYTHON) -m venv "$(VENV)"
 	$(BIN)/python -m pip install --quiet --upgrade pip

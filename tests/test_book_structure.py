@@ -185,3 +185,27 @@ def test_requirements_pin_everything_and_install_the_package():
     pins = dict(l.split("==", 1) for l in lines if "==" in l)
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
     assert pins["jupyter-book"].startswith("1.")
+
+
+def test_a_fresh_clone_reuses_an_environment_made_from_the_same_requirements(tmp_path):
+    """make keys the environment by the hash of requirements.txt, not by its mtime."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    for name in ("Makefile", "requirements.txt"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    venv = tmp_path / "venv"
+    dry = ["make", "-n", "-C", str(tmp_path), "env", f"VENV={venv}"]
+    assert "-m venv" in subprocess.run(dry, capture_output=True, text=True, check=True).stdout
+    stamps = subprocess.run(["make", "-s", "-C", str(tmp_path), "--eval=print-stamp: ; @echo $(STAMP)",
+                             "print-stamp", f"VENV={venv}"], capture_output=True, text=True, check=True)
+    stamp = Path(stamps.stdout.strip())
+    stamp.parent.mkdir(parents=True)
+    stamp.touch()
+    (tmp_path / "requirements.txt").touch()  # newer than the stamp, as after a fresh clone
+    assert "-m venv" not in subprocess.run(dry, capture_output=True, text=True, check=True).stdout
+    with open(tmp_path / "requirements.txt", "a") as f:
+        f.write("\n# a changed requirement\n")
+    assert "-m venv" in subprocess.run(dry, capture_output=True, text=True, check=True).stdout
