@@ -32,3 +32,30 @@ def test_the_book_uses_the_local_mathjax():
     config = yaml.safe_load((ROOT / "_config.yml").read_text("utf8"))
     assert "dlnotes.bookassets" in config["sphinx"]["extra_extensions"]
     assert config["sphinx"]["config"]["mathjax_path"] == "mathjax/tex-mml-chtml.js"
+
+
+def test_each_page_declares_its_own_language():
+    assert bookassets.page_language("book/zh/basics/mlp", default="en") == "zh-CN"
+    assert bookassets.page_language("book/en/basics/mlp", default="zh") == "en"
+    assert bookassets.page_language("book/index", default="en") == "en"  # the bilingual landing page
+    assert bookassets.page_language("search", default=None) is None
+
+
+def test_the_html_tag_carries_the_page_language(tmp_path):
+    """A real Sphinx build: the theme writes context["language"] into <html lang>."""
+    from sphinx.application import Sphinx
+
+    src = tmp_path / "src"
+    for page, title in (("index", "Home"), ("book/zh/a", "中文页"), ("book/en/a", "English page")):
+        (src / page).parent.mkdir(parents=True, exist_ok=True)
+        (src / f"{page}.rst").write_text(f"{title}\n{'=' * 20}\n\ntext\n", "utf8")
+    (src / "conf.py").write_text(
+        "extensions = ['dlnotes.bookassets']\nlanguage = 'en'\nmathjax_path = 'mathjax/tex-mml-chtml.js'\n"
+        "html_theme = 'sphinx_book_theme'\nexclude_patterns = []\n", "utf8")
+    out = tmp_path / "out"
+    app = Sphinx(str(src), str(src), str(out), str(tmp_path / "doctrees"), "html", status=None, warning=None,
+                 freshenv=True)
+    app.build()
+    head = lambda page: (out / f"{page}.html").read_text("utf8").split("<head>")[0]  # noqa: E731
+    assert 'lang="zh-CN"' in head("book/zh/a")
+    assert 'lang="en"' in head("book/en/a") and 'lang="en"' in head("index")

@@ -1,9 +1,13 @@
-"""Sphinx extension: serve MathJax from the site itself instead of a CDN.
+"""Sphinx extension: serve MathJax from the site itself, and give each page its own language.
 
 The pages then typeset formulas with no network (a downloaded copy of the site, a reader behind a
 firewall that blocks public CDNs, this project's offline build machines). MathJax 3 comes from
 the PyPI package ``django-static-mathjax`` (import name ``mathjax``), which ships its ``es5``
 build; only the parts the pages use are copied, into ``_static/mathjax``.
+
+Every page under ``book/zh/`` declares ``<html lang="zh-CN">``, every other page the configured
+language (``en``): screen readers then read each page in its own language, and browsers pick
+Chinese glyph shapes for Chinese text instead of falling back to Japanese ones.
 
 Enable with ``extensions = ["dlnotes.bookassets"]`` and ``mathjax_path =
 "mathjax/tex-mml-chtml.js"`` (a path relative to ``_static``).
@@ -57,7 +61,20 @@ def _copy(app, exception) -> None:
         copy_mathjax(Path(app.outdir) / "_static" / "mathjax")
 
 
+PAGE_LANGUAGES = {"book/zh/": "zh-CN", "book/en/": "en"}  # folder prefix -> <html lang>
+
+
+def page_language(pagename: str, *, default: str | None) -> str | None:
+    """The ``<html lang>`` of a page: by its language folder, else the site's ``default``."""
+    return next((lang for prefix, lang in PAGE_LANGUAGES.items() if pagename.startswith(prefix)), default)
+
+
+def _set_page_language(app, pagename, templatename, context, doctree) -> None:
+    context["language"] = page_language(pagename, default=app.config.language)
+
+
 def setup(app) -> dict:
     app.connect("config-inited", _check_config)
+    app.connect("html-page-context", _set_page_language)
     app.connect("build-finished", _copy)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
