@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlnotes import conv, modern_cnn
+from dlnotes import conv, essentials, modern_cnn
 
 META = torch.device("meta")  # shapes without data: a full-size forward pass costs nothing
 
@@ -23,7 +23,7 @@ def test_full_size_shapes_on_the_meta_device(builder, kwargs, last_side):
     # the last feature map before the classifier has d2l's size (5x5 for AlexNet and NiN, 7x7 otherwise)
     sides = [shape[-1] for _, shape, _ in rows if len(shape) == 4]
     assert last_side in sides
-    assert sum(p for _, _, p in rows) == modern_cnn.count_params(net)
+    assert sum(p for _, _, p in rows) == essentials.count_parameters(net)
 
 
 def test_alexnet_layer_sizes_follow_the_formula():
@@ -111,12 +111,12 @@ def test_googlenet_stages_have_d2l_channels():
     assert shapes[:5] == [(1, 64, 24, 24), (1, 192, 12, 12), (1, 480, 6, 6), (1, 832, 3, 3), (1, 1024)]
 
 
-def test_count_params_is_the_sum_of_numels_and_matches_the_formula():
+def test_count_parameters_is_the_sum_of_numels_and_matches_the_formula():
     net = modern_cnn.nin_block(3, 8, kernel_size=5, padding=2)
-    assert modern_cnn.count_params(net) == sum(p.numel() for p in net.parameters())
+    assert essentials.count_parameters(net) == sum(p.numel() for p in net.parameters())
     expected = (conv.conv_num_params(in_channels=3, out_channels=8, kernel_size=5)
                 + 2 * conv.conv_num_params(in_channels=8, out_channels=8, kernel_size=1))
-    assert modern_cnn.count_params(net) == expected
+    assert essentials.count_parameters(net) == expected
 
 
 def test_count_flops_by_hand_on_a_tiny_conv_and_linear_net():

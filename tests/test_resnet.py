@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlnotes import resnet, stability
+from dlnotes import essentials, modern_cnn, resnet, stability
 
 
 @pytest.mark.parametrize("use_1x1conv, stride, out_channels, expected", [
@@ -63,18 +63,18 @@ def test_resnet18_output_shape_and_size():
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)]
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
     assert len(convs) + len(linears) == 18  # the 18 of ResNet-18 (1x1 shortcut convs not counted)
-    rows = resnet.layer_shapes(net, torch.rand(1, 1, 96, 96))
-    assert [name for name, _, _ in rows] == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+    rows = modern_cnn.layer_shapes(net, (1, 1, 96, 96))
+    assert [name.split()[0] for name, _, _ in rows] == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
     assert [s for _, s, _ in rows] == [(1, 64, 24, 24), (1, 64, 24, 24), (1, 128, 12, 12),
                                        (1, 256, 6, 6), (1, 512, 3, 3), (1, 10)]
-    assert sum(p for _, _, p in rows) == resnet.num_params(net)
+    assert sum(p for _, _, p in rows) == essentials.count_parameters(net)
 
 
 def test_small_resnet_and_densenet_run_on_28x28():
     small = resnet.resnet(10, channels=(16, 32, 64, 128), num_residuals=(1, 1, 1, 1))
     assert small(torch.rand(2, 1, 28, 28)).shape == (2, 10)
     dense = resnet.densenet(10, num_channels=8, growth_rate=4, convs_per_block=(2, 2, 2))
-    rows = resnet.layer_shapes(dense, torch.rand(2, 1, 28, 28))
+    rows = modern_cnn.layer_shapes(dense, (2, 1, 28, 28))
     assert [s[1] for _, s, _ in rows] == [8, 16, 8, 16, 8, 16, 10]  # + 2 * 4 per dense block, halved between
     assert rows[-1][1] == (2, 10)
 
@@ -94,7 +94,7 @@ def test_transition_block_halves_height_and_width():
 
 
 def test_densenet_has_far_fewer_parameters_than_resnet18():
-    assert resnet.num_params(resnet.densenet(10)) < resnet.num_params(resnet.resnet18(10)) / 5
+    assert essentials.count_parameters(resnet.densenet(10)) < essentials.count_parameters(resnet.resnet18(10)) / 5
 
 
 def test_residual_gradients_are_even_across_depth_where_the_plain_twin_is_not():

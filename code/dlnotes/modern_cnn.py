@@ -1,7 +1,7 @@
 """Modern CNNs at d2l's sizes: AlexNet, VGG, NiN, GoogLeNet, and tools to measure them.
 
 Every builder takes one input channel and 10 classes by default (d2l trains them on
-Fashion-MNIST resized to 224 x 224). ``layer_shapes``, ``count_params`` and ``count_flops`` work
+Fashion-MNIST resized to 224 x 224). ``layer_shapes`` and ``count_flops`` work
 on any device, including ``torch.device("meta")``, where tensors have shapes but no data: a
 forward pass there costs nothing, so the full-size networks can be inspected on any laptop.
 """
@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from dlnotes import conv
+from dlnotes.essentials import count_parameters
 
 VGG11_ARCH = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))  # (convs, channels) per block
 
@@ -182,16 +183,12 @@ def layer_shapes(net: nn.Sequential, input_shape: Sequence[int]) -> list[tuple[s
     rows = []
     training = net.training
     net.eval()  # dropout does nothing to shapes; eval keeps the walk deterministic
-    for i, layer in enumerate(net):
+    for name, layer in net.named_children():  # "0", "1", ... in a plain Sequential; "stem", ... if named
         X = layer(X)
-        rows.append((f"{i} {type(layer).__name__}", tuple(X.shape), count_params(layer)))
+        rows.append((f"{name} {type(layer).__name__}", tuple(X.shape), count_parameters(layer)))
     net.train(training)
     return rows
 
-
-def count_params(net: nn.Module) -> int:
-    """Number of scalars in the parameters of ``net`` (a shared parameter counts once)."""
-    return sum(p.numel() for p in net.parameters())
 
 
 @torch.no_grad()
@@ -288,5 +285,5 @@ def small_vs_large_kernels(*, channels: Sequence[int], image_sizes: Sequence[int
                     rows.append(dict(
                         channels=c, image_size=size, stack=f"{n}x {k}x{k}",
                         receptive_field=conv.receptive_field([(k, 1)] * n),
-                        params=count_params(net), macs=count_flops(net, (1, c, size, size)), seconds=sec))
+                        params=count_parameters(net), macs=count_flops(net, (1, c, size, size)), seconds=sec))
     return rows

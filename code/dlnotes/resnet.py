@@ -200,19 +200,6 @@ def deepen_with_identity(net: nn.Sequential, *, num_extra: int) -> nn.Sequential
     return deeper.train(net.training)
 
 
-def num_params(model: nn.Module) -> int:
-    """How many numbers the model learns."""
-    return sum(p.numel() for p in model.parameters())
-
-
-@torch.no_grad()
-def layer_shapes(net: nn.Sequential, x: Tensor) -> list[tuple[str, tuple[int, ...], int]]:
-    """(name, output shape, parameters) of every top-level layer of ``net`` for the input ``x``."""
-    rows = []
-    for name, layer in net.named_children():
-        x = layer(x)
-        rows.append((name, tuple(x.shape), num_params(layer)))
-    return rows
 
 
 def resized(model: nn.Module, *, size: int | None) -> nn.Module:
