@@ -3,7 +3,9 @@
 #
 #   make book                      build the site into _build/html (strict: any warning fails)
 #   make book DLNOTES_PROFILE=full the same at d2l scale, into _build/full/_build/html
-#   make test                      run the test suite
+#   make test                      run the test suite (everything but the tests of the built site)
+#   make notebooks                 write the Colab-ready notebooks of the built book to _build/notebooks
+#   make test-site                 test the built site in headless Chromium, and its notebooks
 #   make serve                     preview the built site at http://127.0.0.1:8000
 #   make chapter PAGE=book/en/basics/mlp.md   execute one chapter and print its time
 
@@ -16,7 +18,7 @@ DLNOTES_PROFILE ?= default
 export DLNOTES_PROFILE
 BUILD_ROOT := $(if $(filter default,$(DLNOTES_PROFILE)),.,_build/$(DLNOTES_PROFILE))
 
-.PHONY: env book test serve chapter clean
+.PHONY: env book test test-site notebooks serve chapter clean
 
 env: $(STAMP)
 	@# point the package at this checkout (a venv kept outside the clone may have served another)
@@ -32,10 +34,20 @@ $(STAMP):
 	$(BIN)/python -m pip install -r requirements.txt
 	touch "$@"
 
-test: env
-	@# pytest exits 5 when it collected no test: that is a failure here, not a pass
-	$(BIN)/python -m pytest tests; rc=$$?; \
+# pytest exits 5 when it collected no test: that is a failure here, not a pass
+PYTEST = $(BIN)/python -m pytest tests -m "$(1)"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test: env
+	$(call PYTEST,not site)
+
+# The built site in a real browser (Debian's chromium), its launch links, its notebooks. Needs
+# `make book` first; tests/site/ says what it checks.
+test-site: env
+	$(call PYTEST,site)
+
+notebooks: env
+	$(BIN)/python -m dlnotes.notebooks export --build "$(BUILD_ROOT)/_build"
 
 book: env
 	$(BIN)/jupyter-book build . --path-output "$(BUILD_ROOT)" -W -n --keep-going

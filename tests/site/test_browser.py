@@ -1,0 +1,194 @@
+"""The built site in a real browser: every page loads cleanly, shows its figures and formulas,
+declares its language, links its twin and its launch targets; search works in both languages.
+
+Runs headless Chromium (Debian's ``chromium``) through Playwright against the site served on
+127.0.0.1. Any request that leaves 127.0.0.1 counts as a failure: the site must work offline.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import pytest
+
+from dlnotes import booklaunch, notebooks
+
+from conftest import ROOT, toc_pages
+
+PAGES = toc_pages()
+SETTINGS = notebooks.read_settings(ROOT)
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+# What every formula and figure needs once the page is ready: MathJax has typeset everything.
+WAIT_FOR_MATH = "() => window.MathJax && MathJax.startup ? MathJax.startup.promise.then(() => true) : true"
+
+
+class Visit:
+    """One page opened in a fresh browser context, with everything that went wrong on the way."""
+
+    def __init__(self, browser, url: str, **context_options):
+        self.context = browser.new_context(**context_options)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
+        self.page.on("pageerror", lambda e: self.errors.append(f"script error: {e}"))
+        self.page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url} ({r.failure})"))
+        self.page.on("response", lambda r: r.status >= 400 and self.errors.append(f"HTTP {r.status}: {r.url}"))
+        self.page.on("request", lambda r: urlparse(r.url).hostname not in ("127.0.0.1", None)
+                     and r.url.startswith("http") and self.errors.append(f"left the site: {r.url}"))
+        self.response = self.page.goto(url, wait_until="networkidle")
+        self.page.evaluate(WAIT_FOR_MATH)
+
+    def close(self):
+        self.context.close()
+
+
+def chapter_pages() -> set[str]:
+    """The pages with executed code, from the build (the ones with launch links)."""
+    return set(notebooks.chapter_pages(ROOT / "_build"))
+
+
+@pytest.fixture(scope="module")
+def chapters(site):
+    return chapter_pages()
+
+
+def test_every_toc_page_was_built(site):
+    missing = [page for page in PAGES if not (site / f"{page}.html").is_file()]
+    assert not missing, f"pages in _toc.yml but not in the site: {missing}"
+
+
+@pytest.mark.parametrize("pagename", PAGES)
+def test_page(browser, base_url, site, chapters, pagename):
+    url = urljoin(base_url, f"{pagename}.html")
+    visit = Visit(browser, url, viewport=DESKTOP)
+    page = visit.page
+    try:
+        assert visit.response.status == 200
+        # loads with no console errors and no failed requests
+        assert visit.errors == [], "\n".join(visit.errors)
+
+        # the page declares its own language
+        expected_lang = "zh-CN" if pagename.startswith("book/zh/") else "en"
+        assert page.evaluate("document.documentElement.lang") == expected_lang
+
+        # every figure is loaded and has a rendered size
+        figures = page.evaluate("""() => [...document.querySelectorAll('article img')].map(img => ({
+            src: img.getAttribute('src'), loaded: img.complete && img.naturalWidth > 0,
+            width: img.getBoundingClientRect().width, height: img.getBoundingClientRect().height}))""")
+        bad = [f for f in figures if not (f["loaded"] and f["width"] > 0 and f["height"] > 0)]
+        assert not bad, f"figures not shown: {bad}"
+        static = (site / f"{pagename}.html").read_text("utf8")
+        article = static[static.index("<article"):static.index("</article>")]
+        assert len(figures) == article.count("<img")  # the browser saw every image the page has
+
+        # every formula is typeset, none with a TeX error
+        counts = page.evaluate("""() => ({
+            math: document.querySelectorAll('article .math').length,
+            typeset: document.querySelectorAll('article .math mjx-container').length,
+            errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent)})""")
+        assert counts["typeset"] == counts["math"], counts
+        assert counts["errors"] == []
+
+        # the language link at the top of the page leads to the twin page
+        twin = booklaunch.twin_page(pagename)
+        if twin is not None:
+            label = "中文" if twin[1] == "zh-CN" else "English"
+            href = page.get_by_role("link", name=label, exact=True).first.get_attribute("href")
+            assert urljoin(url, href) == urljoin(base_url, f"{twin[0]}.html")
+
+        # launch and download links
+        links = page.evaluate("() => [...document.querySelectorAll('.article-header-buttons a')]"
+                              ".map(a => [a.textContent.trim(), a.getAttribute('href')])")
+        launch = {text: href for text, href in links}
+        if pagename in chapters:
+            org_repo = SETTINGS.github_path
+            assert launch["Colab"] == SETTINGS.colab_url(pagename)
+            assert launch["Binder"] == (f"https://mybinder.org/v2/gh/{org_repo}/{SETTINGS.branch}"
+                                        f"?urlpath=lab/tree/{pagename}.md")
+            ipynb = page.request.get(urljoin(url, launch[".ipynb"]))
+            assert ipynb.status == 200
+            notebook = json.loads(ipynb.body())
+            assert notebook["cells"][0]["metadata"]["tags"] == [notebooks.INSTALL_TAG]
+            source = page.request.get(urljoin(url, launch[".md"]))
+            assert source.status == 200 and source.body() == (ROOT / f"{pagename}.md").read_bytes()
+        else:
+            assert "Colab" not in launch and "Binder" not in launch
+
+        # on a phone nothing overflows sideways: not the page, not a formula, not a table
+        page.set_viewport_size(PHONE)
+        overflow = page.evaluate("""() => {
+            const width = document.documentElement.clientWidth, wide = [];
+            const scrolls = el => { for (let p = el.parentElement; p; p = p.parentElement) {
+                const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; }
+                return false; };
+            for (const el of document.querySelectorAll('article mjx-container, article table, article img, article pre'))
+                if (el.getBoundingClientRect().right > width + 1 && !scrolls(el)) wide.push(el.tagName + ' ' + el.textContent.slice(0, 40));
+            return {page: document.documentElement.scrollWidth - width, wide};}""")
+        assert overflow["page"] <= 1 and overflow["wide"] == [], overflow
+    finally:
+        visit.close()
+
+
+def test_the_cjk_web_font_is_served_by_the_site(browser, base_url):
+    visit = Visit(browser, urljoin(base_url, "book/zh/preface.html"), viewport=DESKTOP)
+    try:
+        faces = visit.page.evaluate("""() => document.fonts.load('16px "DLNotes CJK"', '深度学习')
+            .then(faces => faces.map(f => f.status))""")
+        assert faces == ["loaded"]
+        assert visit.errors == [], visit.errors
+    finally:
+        visit.close()
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("卷积", "book/zh/cnn/convolution.html"),
+    ("暂退法", "book/zh/training/dropout.html"),
+    ("dropout", "book/en/training/dropout.html"),
+    ("convolution", "book/en/cnn/convolution.html"),
+])
+def test_search_finds_the_chapter(browser, base_url, query, expected):
+    visit = Visit(browser, urljoin(base_url, f"search.html?q={query}"), viewport=DESKTOP)
+    try:
+        visit.page.wait_for_selector("#search-results ul.search li", timeout=20_000)
+        found = visit.page.evaluate("() => [...document.querySelectorAll('#search-results ul.search li a')]"
+                                    ".map(a => a.getAttribute('href'))")
+        hits = [urlparse(urljoin(visit.page.url, href)).path.lstrip("/") for href in found]
+        assert expected in hits[:5], f"{query!r}: {hits[:10]}"
+        assert visit.errors == [], visit.errors
+    finally:
+        visit.close()
+
+
+SHOTS = [("book/index", "landing"), ("book/en/basics/linear-regression", "chapter-en"),
+         ("book/zh/basics/linear-regression", "chapter-zh")]
+
+
+@pytest.mark.parametrize("pagename, name", SHOTS)
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_screenshots(browser, base_url, screenshots, pagename, name, mode):
+    """Desktop and phone screenshots in light and dark mode, into the build folder (look at them)."""
+    from PIL import Image
+
+    for device, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        visit = Visit(browser, urljoin(base_url, f"{pagename}.html"), viewport=viewport, color_scheme=mode,
+                      device_scale_factor=1)
+        try:
+            page = visit.page
+            assert page.evaluate("document.documentElement.dataset.theme") == mode
+            page.screenshot(path=str(screenshots / f"{name}-{device}-{mode}.png"), full_page=False)
+            # figures stay readable in dark mode: dark ink on their own light background (the theme
+            # dims them a little in dark mode, it must not invert or blacken them)
+            for img in page.locator("article img").all():
+                img.scroll_into_view_if_needed()
+                histogram = Image.open(io.BytesIO(img.screenshot())).convert("L").histogram()
+                background = max(range(256), key=histogram.__getitem__)
+                ink = sum(histogram[:110]) / sum(histogram)
+                assert background > 180 and ink > 0.005, f"{name} {mode} {device}: background {background}, ink {ink:.3f}"
+            assert visit.errors == [], visit.errors
+        finally:
+            visit.close()
