@@ -192,3 +192,19 @@ def test_screenshots(browser, base_url, screenshots, pagename, name, mode):
             assert visit.errors == [], visit.errors
         finally:
             visit.close()
+
+
+def test_a_downloaded_copy_renders_from_disk(browser, site):
+    """Opened as files, with no server and no network: formulas typeset, the web font loads."""
+    url = (site / "book/zh/basics/linear-regression.html").resolve().as_uri()
+    visit = Visit(browser, url, viewport=DESKTOP)
+    try:
+        counts = visit.page.evaluate("""() => ({math: document.querySelectorAll('article .math').length,
+            typeset: document.querySelectorAll('article .math mjx-container').length})""")
+        assert counts["math"] > 10 and counts["typeset"] == counts["math"], counts
+        faces = visit.page.evaluate("""() => document.fonts.load('16px "DLNotes CJK"', '线性回归')
+            .then(faces => faces.map(f => f.status))""")
+        assert faces == ["loaded"]
+        assert visit.errors == [], visit.errors
+    finally:
+        visit.close()
