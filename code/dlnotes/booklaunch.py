@@ -19,17 +19,16 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from dlnotes import notebooks
-
-TWINS = {"book/zh/": ("book/en/", "en"), "book/en/": ("book/zh/", "zh-CN")}  # prefix -> (twin prefix, lang)
+from dlnotes import bookassets, chapters, notebooks
 
 
 def twin_page(pagename: str) -> tuple[str, str] | None:
     """The other-language page of ``pagename`` and its language, or None for a bilingual page."""
-    for prefix, (other, lang) in TWINS.items():
-        if pagename.startswith(prefix):
-            return other + pagename[len(prefix):], lang
-    return None
+    try:
+        other = chapters.twin(Path(pagename)).as_posix()
+    except ValueError:
+        return None
+    return other, bookassets.page_language(other, default=None)
 
 
 def _launch_group(context) -> dict | None:

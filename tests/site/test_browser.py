@@ -27,6 +27,14 @@ DESKTOP = {"width": 1280, "height": 900}
 WAIT_FOR_MATH = "() => window.MathJax && MathJax.startup ? MathJax.startup.promise.then(() => true) : true"
 
 
+def typeset_counts(page) -> dict:
+    """How many formulas the article has, how many MathJax typeset, and its TeX errors."""
+    return page.evaluate("""() => ({
+        math: document.querySelectorAll('article .math').length,
+        typeset: document.querySelectorAll('article .math mjx-container').length,
+        errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent)})""")
+
+
 class Visit:
     """One page opened in a fresh browser context, with everything that went wrong on the way."""
 
@@ -87,10 +95,7 @@ def test_page(browser, base_url, site, chapters, pagename):
         assert len(figures) == article.count("<img")  # the browser saw every image the page has
 
         # every formula is typeset, none with a TeX error
-        counts = page.evaluate("""() => ({
-            math: document.querySelectorAll('article .math').length,
-            typeset: document.querySelectorAll('article .math mjx-container').length,
-            errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent)})""")
+        counts = typeset_counts(page)
         assert counts["typeset"] == counts["math"], counts
         assert counts["errors"] == []
 
@@ -199,9 +204,8 @@ def test_a_downloaded_copy_renders_from_disk(browser, site):
     url = (site / "book/zh/basics/linear-regression.html").resolve().as_uri()
     visit = Visit(browser, url, viewport=DESKTOP)
     try:
-        counts = visit.page.evaluate("""() => ({math: document.querySelectorAll('article .math').length,
-            typeset: document.querySelectorAll('article .math mjx-container').length})""")
-        assert counts["math"] > 10 and counts["typeset"] == counts["math"], counts
+        counts = typeset_counts(visit.page)
+        assert counts["math"] > 10 and counts["typeset"] == counts["math"] and counts["errors"] == [], counts
         faces = visit.page.evaluate("""() => document.fonts.load('16px "DLNotes CJK"', '线性回归')
             .then(faces => faces.map(f => f.status))""")
         assert faces == ["loaded"]
