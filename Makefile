@@ -44,7 +44,7 @@ test: env
 # The built site in a real browser (Debian's chromium), its launch links, its notebooks. Needs
 # `make book` first; tests/site/ says what it checks.
 test-site: env
-	$(call PYTEST,site)
+	DLNOTES_SITE="$(BUILD_ROOT)/_build/html" $(call PYTEST,site)
 
 notebooks: env
 	$(BIN)/python -m dlnotes.notebooks export --build "$(BUILD_ROOT)/_build"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -110,34 +109,31 @@ def test_workflow_has_no_zizmor_findings(path: Path):
 # --- the tools can fail: without this, a passing check would prove nothing ------------------------
 
 
-def test_schema_check_rejects_a_broken_copy(tmp_path: Path):
-    good = tmp_path / "good" / PUBLISH.name
-    good.parent.mkdir()
-    shutil.copy(PUBLISH, good)
-    assert schema_check(good).returncode == 0, "the unchanged copy must pass, or the next check means nothing"
+def good_and_bad_copies(tmp_path: Path, workflow: Path, bad_text: str) -> tuple[Path, Path]:
+    """An unchanged copy of ``workflow`` and a copy holding ``bad_text``, under their own names."""
+    good, bad = tmp_path / "good" / workflow.name, tmp_path / "bad" / workflow.name
+    for path, text in ((good, workflow.read_text("utf8")), (bad, bad_text)):
+        path.parent.mkdir()
+        path.write_text(text, "utf8")
+    return good, bad
 
+
+def test_schema_check_rejects_a_broken_copy(tmp_path: Path):
     text = PUBLISH.read_text("utf8")
     assert text.count("    runs-on:") >= 1
-    bad = tmp_path / "bad" / PUBLISH.name
-    bad.parent.mkdir()
-    bad.write_text(text.replace("    runs-on:", "    runs_on:"), "utf8")  # a classic typo
+    good, bad = good_and_bad_copies(tmp_path, PUBLISH, text.replace("    runs-on:", "    runs_on:"))  # a classic typo
+    assert schema_check(good).returncode == 0, "the unchanged copy must pass, or the next check means nothing"
     result = schema_check(bad)
     assert result.returncode != 0, report(result)
     assert "runs_on" in result.stdout + result.stderr, report(result)
 
 
 def test_zizmor_flags_an_injection_in_a_copy(tmp_path: Path):
-    good = tmp_path / "good" / TESTS.name
-    good.parent.mkdir()
-    shutil.copy(TESTS, good)
-    assert zizmor(good).returncode == 0, "the unchanged copy must pass, or the next check means nothing"
-
     # The pull request's title is chosen by whoever opens it: expanded into `run:`, it is shell code.
     text = TESTS.read_text("utf8").rstrip("\n") + "\n"
     injected = '      - name: Injected\n        run: echo "${{ github.event.pull_request.title }}"\n'
-    bad = tmp_path / "bad" / TESTS.name
-    bad.parent.mkdir()
-    bad.write_text(text + injected, "utf8")
+    good, bad = good_and_bad_copies(tmp_path, TESTS, text + injected)
+    assert zizmor(good).returncode == 0, "the unchanged copy must pass, or the next check means nothing"
     last_step = steps(load(bad)["jobs"]["test"])[-1]
     assert last_step["name"] == "Injected", "the injected step did not land in the job's steps"
 

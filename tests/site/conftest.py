@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SITE = Path(os.environ.get("DLNOTES_SITE", ROOT / "_build" / "html"))
+SITE = Path(os.environ.get("DLNOTES_SITE", ROOT / "_build" / "html")).resolve()
 # The flags DESIGN.md lists: without the background-networking ones, Chromium's own connections
 # are refused by a closed network and show up as noise; --no-sandbox because CI runs as root.
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

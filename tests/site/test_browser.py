@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
@@ -51,18 +50,23 @@ class Visit:
         self.response = self.page.goto(url, wait_until="networkidle")
         self.page.evaluate(WAIT_FOR_MATH)
 
-    def close(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         self.context.close()
 
 
-def chapter_pages() -> set[str]:
-    """The pages with executed code, from the build (the ones with launch links)."""
-    return set(notebooks.chapter_pages(ROOT / "_build"))
+def web_font_status(page, text: str) -> list[str]:
+    """Ask the browser to load the site's CJK web font for ``text``; the status of each face."""
+    return page.evaluate(f"""() => document.fonts.load('16px "DLNotes CJK"', {text!r})
+        .then(faces => faces.map(f => f.status))""")
 
 
 @pytest.fixture(scope="module")
-def chapters(site):
-    return chapter_pages()
+def chapters(site) -> set[str]:
+    """The pages with executed code, from the build (the ones with launch links)."""
+    return set(notebooks.chapter_pages(site.parent))
 
 
 def test_every_toc_page_was_built(site):
@@ -73,9 +77,8 @@ def test_every_toc_page_was_built(site):
 @pytest.mark.parametrize("pagename", PAGES)
 def test_page(browser, base_url, site, chapters, pagename):
     url = urljoin(base_url, f"{pagename}.html")
-    visit = Visit(browser, url, viewport=DESKTOP)
-    page = visit.page
-    try:
+    with Visit(browser, url, viewport=DESKTOP) as visit:
+        page = visit.page
         assert visit.response.status == 200
         # loads with no console errors and no failed requests
         assert visit.errors == [], "\n".join(visit.errors)
@@ -135,19 +138,12 @@ def test_page(browser, base_url, site, chapters, pagename):
                 if (el.getBoundingClientRect().right > width + 1 && !scrolls(el)) wide.push(el.tagName + ' ' + el.textContent.slice(0, 40));
             return {page: document.documentElement.scrollWidth - width, wide};}""")
         assert overflow["page"] <= 1 and overflow["wide"] == [], overflow
-    finally:
-        visit.close()
 
 
 def test_the_cjk_web_font_is_served_by_the_site(browser, base_url):
-    visit = Visit(browser, urljoin(base_url, "book/zh/preface.html"), viewport=DESKTOP)
-    try:
-        faces = visit.page.evaluate("""() => document.fonts.load('16px "DLNotes CJK"', '深度学习')
-            .then(faces => faces.map(f => f.status))""")
-        assert faces == ["loaded"]
+    with Visit(browser, urljoin(base_url, "book/zh/preface.html"), viewport=DESKTOP) as visit:
+        assert web_font_status(visit.page, "深度学习") == ["loaded"]
         assert visit.errors == [], visit.errors
-    finally:
-        visit.close()
 
 
 @pytest.mark.parametrize("query, expected", [
@@ -157,16 +153,13 @@ def test_the_cjk_web_font_is_served_by_the_site(browser, base_url):
     ("convolution", "book/en/cnn/convolution.html"),
 ])
 def test_search_finds_the_chapter(browser, base_url, query, expected):
-    visit = Visit(browser, urljoin(base_url, f"search.html?q={query}"), viewport=DESKTOP)
-    try:
+    with Visit(browser, urljoin(base_url, f"search.html?q={query}"), viewport=DESKTOP) as visit:
         visit.page.wait_for_selector("#search-results ul.search li", timeout=20_000)
         found = visit.page.evaluate("() => [...document.querySelectorAll('#search-results ul.search li a')]"
                                     ".map(a => a.getAttribute('href'))")
         hits = [urlparse(urljoin(visit.page.url, href)).path.lstrip("/") for href in found]
         assert expected in hits[:5], f"{query!r}: {hits[:10]}"
         assert visit.errors == [], visit.errors
-    finally:
-        visit.close()
 
 
 SHOTS = [("book/index", "landing"), ("book/en/basics/linear-regression", "chapter-en"),
@@ -180,9 +173,8 @@ def test_screenshots(browser, base_url, screenshots, pagename, name, mode):
     from PIL import Image
 
     for device, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-        visit = Visit(browser, urljoin(base_url, f"{pagename}.html"), viewport=viewport, color_scheme=mode,
-                      device_scale_factor=1)
-        try:
+        with Visit(browser, urljoin(base_url, f"{pagename}.html"), viewport=viewport, color_scheme=mode,
+                   device_scale_factor=1) as visit:
             page = visit.page
             assert page.evaluate("document.documentElement.dataset.theme") == mode
             page.screenshot(path=str(screenshots / f"{name}-{device}-{mode}.png"), full_page=False)
@@ -195,20 +187,13 @@ def test_screenshots(browser, base_url, screenshots, pagename, name, mode):
                 ink = sum(histogram[:110]) / sum(histogram)
                 assert background > 180 and ink > 0.005, f"{name} {mode} {device}: background {background}, ink {ink:.3f}"
             assert visit.errors == [], visit.errors
-        finally:
-            visit.close()
 
 
 def test_a_downloaded_copy_renders_from_disk(browser, site):
     """Opened as files, with no server and no network: formulas typeset, the web font loads."""
     url = (site / "book/zh/basics/linear-regression.html").resolve().as_uri()
-    visit = Visit(browser, url, viewport=DESKTOP)
-    try:
+    with Visit(browser, url, viewport=DESKTOP) as visit:
         counts = typeset_counts(visit.page)
         assert counts["math"] > 10 and counts["typeset"] == counts["math"] and counts["errors"] == [], counts
-        faces = visit.page.evaluate("""() => document.fonts.load('16px "DLNotes CJK"', '线性回归')
-            .then(faces => faces.map(f => f.status))""")
-        assert faces == ["loaded"]
+        assert web_font_status(visit.page, "线性回归") == ["loaded"]
         assert visit.errors == [], visit.errors
-    finally:
-        visit.close()

@@ -21,9 +21,9 @@ import pytest
 
 from dlnotes import notebooks
 
-from conftest import ROOT
+from conftest import ROOT, SITE
 
-BUILD = Path(os.environ.get("DLNOTES_SITE", ROOT / "_build" / "html")).parent
+BUILD = SITE.parent
 OUT = BUILD / "notebooks"
 SETTINGS = notebooks.read_settings(ROOT)
 MYST_ONLY = re.compile(r"\{glue:|\{literalinclude\}|^:{3,}\{|\{nb-exec-table\}", re.M)
