@@ -18,7 +18,7 @@ DLNOTES_PROFILE ?= default
 export DLNOTES_PROFILE
 BUILD_ROOT := $(if $(filter default,$(DLNOTES_PROFILE)),.,_build/$(DLNOTES_PROFILE))
 
-.PHONY: env book test test-site notebooks serve chapter clean
+.PHONY: env book test test-site notebooks bench bench-full serve chapter clean
 
 env: $(STAMP)
 	@# point the package at this checkout (a venv kept outside the clone may have served another)
@@ -49,8 +49,20 @@ test-site: env
 notebooks: env
 	$(BIN)/python -m dlnotes.notebooks export --build "$(BUILD_ROOT)/_build"
 
+# First the chapters the cache lacks run in parallel (dlnotes.bookexec: one per core, or
+# DLNOTES_WORKERS), then Sphinx renders every page from the cache.
 book: env
+	$(BIN)/python -m dlnotes.bookexec --root . --cache "$(BUILD_ROOT)/_build/.jupyter_cache"
 	$(BIN)/jupyter-book build . --path-output "$(BUILD_ROOT)" -W -n --keep-going
+
+# Measure the build (cold, no change, prose edit, module edit), the training loop and the site in
+# a scratch copy; save the run for the appendix (code/dlnotes/bench_results.py); fail if a target
+# of the README is missed. About 10 minutes on 2 cores. bench-full: the full profile, on a GPU.
+bench: env
+	$(BIN)/python -m dlnotes.buildbench --root .
+
+bench-full: env
+	$(BIN)/python -m dlnotes.buildbench --root . --full
 
 serve:
 	@echo "serving $(BUILD_ROOT)/_build/html at http://127.0.0.1:8000 (Ctrl-C stops)"

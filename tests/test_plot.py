@@ -213,3 +213,56 @@ def test_figures_have_white_facecolor():
     assert matplotlib.rcParams["savefig.facecolor"] == "white"
     svg = svg_bytes(figures[1])
     assert b"fill: #ffffff" in svg
+
+
+# ---------------------------------------------------------------- photos as JPEG, measured times
+
+
+@pytest.fixture
+def shell():
+    """An IPython shell for the test only (other tests must not find one running)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    yield InteractiveShell.instance()
+    InteractiveShell.clear_instance()
+
+
+def displayed(shell, fig) -> dict:
+    plot.use_book_style()  # in a running shell: registers the figure formats
+    data, _ = shell.display_formatter.format(fig)
+    return data
+
+
+def test_photos_display_as_jpeg_and_everything_else_as_svg(shell):
+    import base64
+
+    rng = np.random.default_rng(2)
+    photos = plot.show_images(rng.random((4, 3, 32, 32)))
+    digits = plot.show_images(rng.random((4, 1, 8, 8)))
+    assert photos.dlnotes_jpeg and not digits.dlnotes_jpeg
+    assert plot.show_images(rng.random((2, 8, 8)), photo=True).dlnotes_jpeg  # asked for
+    assert not plot.show_images(rng.random((2, 3, 8, 8)), photo=False).dlnotes_jpeg
+    data = displayed(shell, photos)
+    assert set(data) == {"image/jpeg", "text/plain"}
+    assert set(displayed(shell, digits)) == {"image/svg+xml", "text/plain"}
+    assert set(displayed(shell, plot.plot_history(history(with_accuracy=True)))) == {"image/svg+xml", "text/plain"}
+    assert base64.b64decode(data["image/jpeg"])[:3] == b"\xff\xd8\xff"  # a JPEG file
+    assert displayed(shell, photos)["image/jpeg"] == data["image/jpeg"]  # reproducible bytes
+
+
+def test_a_photo_grid_is_smaller_as_jpeg_than_as_svg():
+    from IPython.core.pylabtools import print_figure
+
+    rng = np.random.default_rng(3)
+    smooth = np.stack([np.outer(np.linspace(0, 1, 64), np.linspace(1, 0, 64))] * 3)[None]  # (1, 3, 64, 64)
+    photos = plot.show_images(np.clip(smooth + 0.05 * rng.random((8, 3, 64, 64)), 0, 1), ncols=4)
+    assert len(print_figure(photos, "jpg", base64=True, pil_kwargs={"quality": plot.JPEG_QUALITY})) * 2 < \
+        len(print_figure(photos, "svg"))
+
+
+def test_measured_figures_carry_their_mark():
+    plot.use_book_style()
+    fig = plot.plot_history(history(with_accuracy=True))
+    assert plot.measured(fig) is fig
+    assert f'id="{plot.MEASURED}"'.encode() in svg_bytes(fig)
+    assert f'id="{plot.MEASURED}"'.encode() not in svg_bytes(plot.plot_history(history(with_accuracy=True)))

@@ -87,58 +87,84 @@ def _notebook_code(nb) -> str:
     return "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
 
 
-def _outdated(app, env, added, changed, removed) -> list[str]:
+def default_package_dir(package: str) -> Path | None:
+    """Where ``package`` is installed (its ``__init__.py``'s folder), or None if not importable."""
+    spec = importlib.util.find_spec(package)
+    return None if spec is None or spec.origin is None else Path(spec.origin).parent
+
+
+def page_digest(nb, *, package_dir: Path, package: str, profile: str) -> str:
+    """The digest of the package code a page runs, under ``profile`` ("" for a page without any)."""
+    digest = dependency_digest(_notebook_code(nb), package_dir=package_dir, package=package)
+    # the same cells give other outputs under another profile
+    return hashlib.sha256(f"{digest} profile={profile}".encode()).hexdigest() if digest else ""
+
+
+def current_profile() -> str:
+    return os.environ.get("DLNOTES_PROFILE", "").strip() or "default"
+
+
+def drop_outdated_records(cache_path: Path, notebooks: dict, *, package_dir: Path, package: str,
+                          profile: str, log=print) -> dict[str, str]:
+    """Drop the cache records of pages whose package code changed since they were cached.
+
+    ``notebooks`` maps docnames ("book/en/basics/mlp") to notebooks read as MyST-NB reads them.
+    The state file in the cache folder says which digest each page's record was made with; it is
+    rewritten now, as the outdated records are dropped now. Both the Sphinx hook and the parallel
+    pre-execution (:mod:`dlnotes.bookexec`) call this, so either may run first. Returns the digests.
+    """
     from jupyter_cache import get_cache
+
+    state_path = Path(cache_path) / STATE_FILE
+    state = json.loads(state_path.read_text("utf8")) if state_path.is_file() else {}
+    cache = get_cache(str(cache_path))
+    digests = {}
+    for docname, nb in sorted(notebooks.items()):
+        digest = digests[docname] = page_digest(nb, package_dir=package_dir, package=package, profile=profile)
+        if state.get(docname) == digest:
+            continue
+        try:
+            record = cache.match_cache_notebook(nb)
+        except KeyError:
+            record = None
+        if record is not None:
+            cache.remove_cache(record.pk)
+            log(f"dlnotes.bookcache: {docname}: package code changed, dropped cache record {record.pk}")
+    state.update(digests)
+    Path(cache_path).mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps(state, indent=1, sort_keys=True), "utf8")
+    return digests
+
+
+def _outdated(app, env, added, changed, removed) -> list[str]:
     from myst_nb.core.read import is_myst_markdown_notebook, read_myst_markdown_notebook
     from sphinx.util import logging
 
     logger = logging.getLogger(__name__)
     package = app.config.dlnotes_cache_package
-    package_dir = app.config.dlnotes_cache_package_dir
+    package_dir = app.config.dlnotes_cache_package_dir or default_package_dir(package)
     if not package_dir:
-        spec = importlib.util.find_spec(package)
-        if spec is None or spec.origin is None:
-            logger.warning(f"dlnotes.bookcache: package {package!r} is not importable; cache not checked")
-            return []
-        package_dir = Path(spec.origin).parent
-    cache_path = Path(env.mystnb_config.execution_cache_path)
-    state_path = cache_path / STATE_FILE
-    state = json.loads(state_path.read_text("utf8")) if state_path.is_file() else {}
-    cache = get_cache(str(cache_path))
-    profile = os.environ.get("DLNOTES_PROFILE", "").strip() or "default"
-
-    # The digests the environment's doctrees were read with. They live in the environment, which
-    # Sphinx saves only after a complete read, so after an interrupted build (Ctrl-C, a killed
-    # process) the pages read then are read again. The state file instead says which cache
-    # records are current; it is written now, as the outdated records are dropped now.
-    read_with = getattr(env, "dlnotes_digests", {})
-    new_state, stale = {}, []
+        logger.warning(f"dlnotes.bookcache: package {package!r} is not importable; cache not checked")
+        return []
+    notebooks = {}
     for docname in sorted(env.found_docs):
         path = Path(env.doc2path(docname))
         text = path.read_text("utf8")
-        if not is_myst_markdown_notebook(text):
-            continue
-        # read as myst-nb reads it (its parser config, `:load:` relative to the page): same cells
-        nb = read_myst_markdown_notebook(text, config=getattr(env, "myst_config", None), path=path)
-        digest = dependency_digest(_notebook_code(nb), package_dir=Path(package_dir), package=package)
-        if digest:  # the same cells give other outputs under another profile
-            digest = hashlib.sha256(f"{digest} profile={profile}".encode()).hexdigest()
-        new_state[docname] = digest
-        if state.get(docname) != digest:
-            try:
-                record = cache.match_cache_notebook(nb)
-            except KeyError:
-                record = None
-            if record is not None:
-                cache.remove_cache(record.pk)
-                logger.info(f"dlnotes.bookcache: {docname}: package code changed, dropped cache record {record.pk}")
-        if read_with.get(docname) != digest and docname not in added and docname not in changed:
-            stale.append(docname)
-    cache_path.mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps(new_state, indent=1, sort_keys=True), "utf8")
-    env.dlnotes_digests = new_state  # saved with the environment only if every stale page was read
+        if is_myst_markdown_notebook(text):
+            # read as myst-nb reads it (its parser config, `:load:` relative to the page): same cells
+            notebooks[docname] = read_myst_markdown_notebook(text, config=getattr(env, "myst_config", None), path=path)
+    digests = drop_outdated_records(Path(env.mystnb_config.execution_cache_path), notebooks,
+                                    package_dir=Path(package_dir), package=package, profile=current_profile(),
+                                    log=logger.info)
+    # The digests the environment's doctrees were read with. They live in the environment, which
+    # Sphinx saves only after a complete read, so after an interrupted build (Ctrl-C, a killed
+    # process) the pages read then are read again.
+    read_with = getattr(env, "dlnotes_digests", {})
+    stale = [d for d, digest in digests.items()
+             if read_with.get(d) != digest and d not in added and d not in changed]
+    env.dlnotes_digests = digests  # saved with the environment only if every stale page was read
     if stale:
-        logger.info(f"dlnotes.bookcache: re-executing {len(stale)} page(s) whose package code changed")
+        logger.info(f"dlnotes.bookcache: re-reading {len(stale)} page(s) whose package code changed")
     return stale
 
 

@@ -1,8 +1,9 @@
 """Data sets as tensors, and minibatches sliced from them.
 
-The book keeps data in memory as tensors and slices minibatches out of them: on two CPU cores
-this is about twice as fast as a per-sample ``Dataset`` + ``DataLoader``, and on a GPU more than
-ten times as fast (see the build tables in the appendix).
+The book keeps data in memory as tensors and slices minibatches out of them, instead of letting a
+``DataLoader`` assemble each batch from a per-sample ``Dataset`` one example at a time. The gain
+is largest for small models, where fetching the batch is a large part of a step; the appendix's
+build tables give the measured ratio (``make bench``, :mod:`dlnotes.loopbench`).
 """
 
 from __future__ import annotations

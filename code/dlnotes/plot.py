@@ -63,8 +63,39 @@ def use_book_style() -> None:
         from matplotlib_inline.backend_inline import set_matplotlib_formats
     except ImportError:  # no IPython: nothing displays figures inline
         return
-    if get_ipython() is not None:  # only in a running IPython/Jupyter; never start one
+    shell = get_ipython()
+    if shell is not None:  # only in a running IPython/Jupyter; never start one
         set_matplotlib_formats("svg", metadata={"Date": None})  # no timestamp in the SVG
+        _photos_as_jpeg(shell)
+
+
+def _photos_as_jpeg(shell) -> None:
+    """Figures marked by :func:`show_images` as photos display as JPEG, all others as SVG.
+
+    An SVG keeps each image of a grid as a base64 PNG: for photographs that is several times the
+    bytes of a JPEG of the same pixels (a page of augmented photos weighed 2 MB).
+    """
+    from IPython.core.pylabtools import print_figure
+
+    formatters = shell.display_formatter.formatters
+    svg = formatters["image/svg+xml"].lookup_by_type(Figure)
+    formatters["image/svg+xml"].for_type(Figure, lambda fig: None if getattr(fig, "dlnotes_jpeg", False) else svg(fig))
+    formatters["image/jpeg"].for_type(Figure, lambda fig: print_figure(
+        fig, "jpg", base64=True, pil_kwargs={"quality": JPEG_QUALITY}) if getattr(fig, "dlnotes_jpeg", False) else None)
+
+
+JPEG_QUALITY = 85
+MEASURED = "dlnotes-measured"  # the SVG group id of figures that plot measured times
+
+
+def measured(fig: Figure) -> Figure:
+    """Mark ``fig`` as showing measured times, which differ from run to run; returns it.
+
+    The mark is the id of the figure's SVG group; the build's reproducibility check
+    (:mod:`dlnotes.benchreport`) expects such figures to differ between two builds.
+    """
+    fig.set_gid(MEASURED)
+    return fig
 
 
 def _numpy(a) -> np.ndarray:
@@ -132,13 +163,18 @@ def plot_history(history, *, title: str | None = None) -> Figure:
 
 
 def show_images(images, *, titles: Sequence[str] | None = None, ncols: int = 8,
-                scale: float = 1.1, cmap: str = "gray") -> Figure:
-    """A grid of images: (N, H, W), (N, 1, H, W) grey or (N, 3, H, W) colour, values in [0, 1]."""
+                scale: float = 1.1, cmap: str = "gray", photo: bool | None = None) -> Figure:
+    """A grid of images: (N, H, W), (N, 1, H, W) grey or (N, 3, H, W) colour, values in [0, 1].
+
+    ``photo`` figures display as JPEG in the book (see :func:`use_book_style`); by default
+    colour images are photos and grey ones (digits, feature maps) are not.
+    """
     images = _numpy(images)
     if images.ndim == 4:
         images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)  # (N, H, W, 3)
     if images.ndim not in (3, 4):
         raise ValueError(f"show_images expects (N, H, W) or (N, C, H, W), got shape {images.shape}")
+    colour = images.ndim == 4
     n = len(images)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -150,4 +186,5 @@ def show_images(images, *, titles: Sequence[str] | None = None, ncols: int = 8,
             ax.imshow(images[i], cmap=cmap if images.ndim == 3 else None, vmin=0, vmax=1)
             if titles is not None:
                 ax.set_title(str(titles[i]), fontsize=8)
+    fig.dlnotes_jpeg = colour if photo is None else photo
     return fig

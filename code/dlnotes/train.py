@@ -50,9 +50,9 @@ def train_epoch(*, model: nn.Module, loader: Iterable, loss_fn: Callable, optimi
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        total_loss += loss.detach() * len(y)
+        total_loss.add_(loss.detach(), alpha=len(y))  # one op, no temporary
         if metric is not None:
-            total_metric += metric(y_hat.detach(), y) * len(y)
+            total_metric.add_(metric(y_hat.detach(), y), alpha=len(y))
         n += len(y)
     if n == 0:
         raise ValueError("the training loader yielded no examples")
