@@ -105,14 +105,14 @@ def test_tables_and_text(tmp_path):
                             "render_seconds": 30.0}},
         "chapters": [{"chapter": "cnn/lenet", "seconds": 30.0, "metric": "test accuracy", "value": 0.9}],
         "loops": {"package loop / bare loop (mlp)": {"model": "mlp", "a": 100.0, "b": 101.0, "ratio": 0.99}},
-        "site": {"largest": [{"page": "x.html", "html_bytes": 1000, "image_bytes": 500, "bytes": 1500}]},
+        "site": {"largest": [{"page": "x.html", "html_bytes": 100_000, "image_bytes": 52_400, "bytes": 152_400}]},
         "targets": benchreport.check_targets({"cold_build_s": 200.0}),
         "repro": {"glues": 3, "glues_same": 3, "figures": 1, "figures_same": 1, "timings_differing": [],
                   "differences": []},
     }
     t = benchreport.tables(results)
     assert t["builds"].loc["cold", "notebooks executed"] == 1 and t["builds"].loc["cold", "pages"] == 2
-    assert t["pages"].loc["x.html", "KB"] == pytest.approx(1.5)
+    assert t["pages"].loc["x.html", "KB"] == 152  # kilobytes, rounded
     assert not t["targets"].loc["warm_build_s", "ok"]
     text = benchreport.text_report(results)
     assert "cnn/lenet" in text and "3/3 glued values" in text

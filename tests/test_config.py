@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -172,6 +173,24 @@ def test_seed_everything_generator_is_independent_of_global_draws():
     torch.rand(1000)  # the model's initialisation drawing numbers must not move the shuffle
     b = torch.randperm(50, generator=g2)
     assert torch.equal(a, b)
+
+
+def test_on_a_gpu_seeding_also_asks_for_deterministic_algorithms(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    try:
+        config.seed_everything(0)  # no GPU here: nothing changes
+        assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+        assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        config.seed_everything(0)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()  # warn, do not fail
+        assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 # ---------------------------------------------------------------- folders

@@ -100,6 +100,12 @@ def test_admonitions_become_quotes_and_links_point_at_the_site():
         notebooks.plain_markdown(":::{note}\nnever closed", page="p", root=ROOT, glue={}, site_url="s/")
 
 
+def test_the_table_of_executions_becomes_a_link_to_the_site():
+    md = "Before.\n\n```{nb-exec-table}\n```\n\nAfter."
+    out = notebooks.plain_markdown(md, page="book/zh/appendix/build", root=ROOT, glue={}, site_url="https://s/")
+    assert out == "Before.\n\n*执行记录表 · Table of executions: https://s/book/zh/appendix/build.html*\n\nAfter."
+
+
 def executed_notebook() -> dict:
     return {"nbformat": 4, "nbformat_minor": 4,
             "metadata": {"jupytext": {"x": 1}, "source_map": [1], "kernelspec": {"name": "python3"}},

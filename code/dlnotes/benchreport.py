@@ -191,7 +191,11 @@ def tables(results: dict) -> dict:
     pages = pd.DataFrame(results["site"]["largest"]).set_index("page") / 1e3
     pages.columns = [c.replace("bytes", "KB") for c in pages.columns]
     targets = pd.DataFrame(results["targets"]).set_index("target")
-    return {"builds": builds, "chapters": chapters, "loops": loops, "pages": pages, "targets": targets}
+    chapters["seconds"] = chapters["seconds"].round(1)
+    loops[["A (examples/s)", "B (examples/s)"]] = loops[["A (examples/s)", "B (examples/s)"]].round(0)
+    targets["value"] = targets["value"].astype(float).round(3)
+    return {"builds": builds.round(1), "chapters": chapters, "loops": loops.round(3), "pages": pages.round(0),
+            "targets": targets}
 
 
 def text_report(results: dict) -> str:

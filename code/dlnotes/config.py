@@ -248,7 +248,24 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+    if torch.cuda.is_available():
+        deterministic_gpu()
     return torch.Generator().manual_seed(seed)
+
+
+def deterministic_gpu() -> None:
+    """Ask the GPU libraries for their deterministic algorithms, so that two runs agree.
+
+    On the CPU, PyTorch's kernels already give the same result every run (for the same number of
+    threads). On a GPU, cuDNN may pick its fastest algorithm by timing (``benchmark``), and some
+    kernels add in whatever order their threads finish; this switches both off. Operations with
+    no deterministic GPU kernel (e.g. the backward pass of adaptive average pooling) warn instead
+    of failing. cuBLAS needs its workspace setting before its first call.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def cache_dir() -> Path:

@@ -8,8 +8,9 @@ notebook that runs and reads well in Colab or any Jupyter:
   nothing elsewhere (``DLNOTES_INSTALL_FROM`` names another source: a local checkout, a wheel);
 - its metadata asks for a Python 3 kernel and, in Colab, a GPU runtime;
 - MyST that plain Jupyter cannot render is rewritten in its markdown cells: glued numbers become
-  their values, ``{literalinclude}`` becomes the code it shows, admonitions become quotes, and
-  links to other chapters point at the published site.
+  their values, ``{literalinclude}`` becomes the code it shows, admonitions become quotes,
+  links to other chapters point at the published site, and the build's table of executions
+  (``{nb-exec-table}``) becomes a link to the page that shows it.
 
 The code cells are the chapter's, untouched. ``python -m dlnotes.notebooks export`` writes the
 whole set (both languages) to ``_build/notebooks/``, the tree of the publish branch that Colab
@@ -92,6 +93,7 @@ _LITERALINCLUDE = re.compile(r"^(`{3,})\{literalinclude\}\s+(\S+)\n((?::[\w-]+:.
 _GLUE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
 _FENCE_OPEN = re.compile(r"^(:{3,})\{([\w-]+)\}[ \t]*(.*)$")
 _LINK = re.compile(r"\]\((?!https?://|mailto:|#)([^)\s]+?\.md)(#[^)\s]*)?\)")
+_EXEC_TABLE = re.compile(r"^(`{3,})\{nb-exec-table\}[^\n]*\n\1[ \t]*$", re.M)  # the build's table of executions
 
 
 def python_object_source(path: Path, name: str) -> str:
@@ -145,6 +147,7 @@ def plain_markdown(source: str, *, page: str, root: Path, glue: dict[str, str], 
         return f"]({site_url}{target[:-len('.md')]}.html{match[2] or ''})"
 
     text = _LITERALINCLUDE.sub(include, source)
+    text = _EXEC_TABLE.sub(lambda m: f"*执行记录表 · Table of executions: {site_url}{page.removesuffix('.md')}.html*", text)
     text = _GLUE.sub(glued, text)
     text = _LINK.sub(link, text)
     return _quote_fences(text)
