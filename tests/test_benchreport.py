@@ -85,7 +85,7 @@ def test_compare_caches(tmp_path):
     out = benchreport.compare_caches(tmp_path / "a", tmp_path / "b")
     assert (out["notebooks"], out["glues"], out["glues_same"], out["figures"], out["figures_same"]) == (1, 3, 1, 1, 0)
     assert out["timings_differing"] == ["cnn/augmentation: batch_us"]  # a timing: listed apart
-    assert out["differences"] == ["cnn/augmentation: glue acc", "cnn/augmentation: figure 1 (code cell 1)"]
+    assert out["differences"] == ["cnn/augmentation: glue acc: 0.9 vs 0.8", "cnn/augmentation: figure 1 (code cell 1)"]
 
     # figures of measured times (dlnotes.plot.measured) may differ: listed apart
     mark = benchreport.MEASURED_MARK

@@ -56,7 +56,7 @@ def test_turns_alternate_and_count():
 def test_ratio_is_the_median_of_the_turns_ratios():
     out = loopbench._throughputs({"a": [1.0, 2.0, 4.0], "b": [2.0, 2.0, 2.0]}, first="a", second="b", examples=100)
     assert out["a_examples_per_s"] == pytest.approx(50.0) and out["b_examples_per_s"] == pytest.approx(50.0)
-    assert out["ratio"] == pytest.approx(1.0)  # median of 2, 1, 0.5
+    assert out["ratio"] == pytest.approx(1.0) and out["turns"] == 3  # median of 2, 1, 0.5
     out = loopbench._throughputs({"a": [1.0, 1.0, 1.0], "b": [1.1, 1.2, 9.0]}, first="a", second="b", examples=1)
     assert out["ratio"] == pytest.approx(1.2)  # one disturbed turn does not move it
 
@@ -74,7 +74,7 @@ def test_ratios_and_throughput_on_tiny_runs():
     r = loopbench.loop_ratio(model="mlp", num_examples=512, batch_size=128, repeats=3)
     assert r["package_examples_per_s"] > 0 and r["bare_examples_per_s"] > 0 and 0.1 < r["ratio"] < 10
     r = loopbench.loader_ratio(model="mlp", num_examples=512, batch_size=128, repeats=3)
-    assert set(r) == {"tensor_examples_per_s", "dataloader_examples_per_s", "ratio"} and r["ratio"] > 0
+    assert set(r) == {"tensor_examples_per_s", "dataloader_examples_per_s", "ratio", "turns"} and r["ratio"] > 0
     assert loopbench.images_per_second(model="lenet", size=28, num_examples=64, batch_size=32, repeats=1) > 0
 
 

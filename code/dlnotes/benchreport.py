@@ -106,7 +106,8 @@ def compare_caches(first: Path, second: Path) -> dict:
             elif name in TIMING_GLUES.get(chapter, ()):
                 out["timings_differing"].append(f"{chapter}: {name}")
             else:
-                out["differences"].append(f"{chapter}: glue {name}")
+                shown = [str(g.get(name, {}).get("text/plain", "(missing)"))[:40] for g in (g1, g2)]
+                out["differences"].append(f"{chapter}: glue {name}: {shown[0]} vs {shown[1]}")
         f1, f2 = figures(nb1), figures(nb2)
         out["figures"] += max(len(f1), len(f2))
         for i, (x, y) in enumerate(zip(f1, f2)):

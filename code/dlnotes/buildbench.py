@@ -168,11 +168,12 @@ def measure_loops(*, device: str = "cpu") -> dict:
                                  ("the same, nothing recorded", "mlp", False)):
         r = loopbench.loop_ratio(model=model, record=record, num_examples=8192 if model == "mlp" else 2048, device=device)
         rows[f"{label} ({model})"] = {"model": model, "a": r["package_examples_per_s"], "b": r["bare_examples_per_s"],
-                                      "ratio": r["ratio"]}
+                                      "ratio": r["ratio"], "turns": r["turns"]}
     for model in ("mlp", "lenet"):
         r = loopbench.loader_ratio(model=model, num_examples=8192 if model == "mlp" else 2048, device=device)
         rows[f"TensorLoader / Dataset+DataLoader ({model})"] = {
-            "model": model, "a": r["tensor_examples_per_s"], "b": r["dataloader_examples_per_s"], "ratio": r["ratio"]}
+            "model": model, "a": r["tensor_examples_per_s"], "b": r["dataloader_examples_per_s"], "ratio": r["ratio"],
+            "turns": r["turns"]}
     return rows
 
 

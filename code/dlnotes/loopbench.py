@@ -124,13 +124,14 @@ def time_in_turns(runs: dict[str, Callable[[], object]], *, repeats: int, warmup
 
 
 def _throughputs(times: dict[str, list[float]], *, first: str, second: str, examples: int) -> dict[str, float]:
-    """Examples/s of both (median turn) and their ratio: the median of the turns' ratios."""
+    """Examples/s of both (median turn), their ratio (the median of the turns' ratios), the turns."""
     out = {f"{name}_examples_per_s": examples / statistics.median(t) for name, t in times.items()}
     out["ratio"] = statistics.median(b / a for a, b in zip(times[first], times[second]))
+    out["turns"] = len(times[first])
     return out
 
 
-def loop_ratio(*, model: str = "mlp", num_examples: int = 8192, batch_size: int = 256, repeats: int = 31,
+def loop_ratio(*, model: str = "mlp", num_examples: int = 8192, batch_size: int = 256, repeats: int = 61,
                record: bool = True, lr: float = 0.05, device: torch.device | str = "cpu") -> dict[str, float]:
     """Examples/s of the package's loop and of the bare loop; ``ratio`` = package / bare."""
     device = torch.device(device)
