@@ -47,29 +47,29 @@ test-site: env
 	DLNOTES_SITE="$(BUILD_ROOT)/_build/html" $(call PYTEST,site)
 
 notebooks: env
-	$(BIN)/python -m dlnotes.notebooks export --build "$(BUILD_ROOT)/_build"
+	$(BIN)/python -m dlnotes.booktools.notebooks export --build "$(BUILD_ROOT)/_build"
 
-# First the chapters the cache lacks run in parallel (dlnotes.bookexec: one per core, or
+# First the chapters the cache lacks run in parallel (dlnotes.booktools.bookexec: one per core, or
 # DLNOTES_WORKERS), then Sphinx renders every page from the cache.
 book: env
-	$(BIN)/python -m dlnotes.bookexec --root . --cache "$(BUILD_ROOT)/_build/.jupyter_cache"
+	$(BIN)/python -m dlnotes.booktools.bookexec --root . --cache "$(BUILD_ROOT)/_build/.jupyter_cache"
 	$(BIN)/jupyter-book build . --path-output "$(BUILD_ROOT)" -W -n --keep-going
 
 # Measure the build (cold, no change, prose edit, module edit), the training loop and the site in
-# a scratch copy; save the run for the appendix (code/dlnotes/bench_results.py); fail if a target
+# a scratch copy; save the run for the appendix (code/dlnotes/booktools/bench_results.py); fail if a target
 # of the README is missed. About 10 minutes on 2 cores. bench-full: the full profile, on a GPU.
 bench: env
-	$(BIN)/python -m dlnotes.buildbench --root .
+	$(BIN)/python -m dlnotes.booktools.buildbench --root .
 
 bench-full: env
-	$(BIN)/python -m dlnotes.buildbench --root . --full
+	$(BIN)/python -m dlnotes.booktools.buildbench --root . --full
 
 serve:
 	@echo "serving $(BUILD_ROOT)/_build/html at http://127.0.0.1:8000 (Ctrl-C stops)"
 	$(PYTHON) -m http.server 8000 --bind 127.0.0.1 --directory "$(BUILD_ROOT)/_build/html"
 
 chapter: env
-	$(BIN)/python -m dlnotes.chapters run $(PAGE)
+	$(BIN)/python -m dlnotes.booktools.chapters run $(PAGE)
 
 clean:
 	rm -rf _build

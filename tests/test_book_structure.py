@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dlnotes import chapters
+from dlnotes.booktools import chapters
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -147,7 +147,7 @@ def test_no_package_code_is_pasted_into_chapters():
     import ast
 
     package_defs = set()
-    for file in (ROOT / "code" / "dlnotes").glob("*.py"):
+    for file in (ROOT / "code" / "dlnotes").rglob("*.py"):
         package_defs |= {n.name for n in ast.parse(file.read_text("utf8")).body
                          if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     for page in NOTEBOOKS:

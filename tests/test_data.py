@@ -317,3 +317,33 @@ def test_fashion_mnist_subset_is_balanced(tiny_fashion):
     assert d.X_train.shape == (20, 1, 28, 28)
     assert torch.bincount(d.y_train, minlength=10).tolist() == [2] * 10
     assert len(d.X_test) == 10
+
+
+# --- k-fold splits --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n, k", [(10, 5), (11, 5), (7, 7), (1460, 5)])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_k_fold_splits_partition_the_rows(n, k, shuffle):
+    generator = torch.Generator().manual_seed(0) if shuffle else None
+    splits = data.k_fold_splits(n, k=k, generator=generator)
+    assert len(splits) == k
+    held_out = torch.cat([v for _, v in splits])
+    assert torch.equal(held_out.sort().values, torch.arange(n))  # every row held out exactly once
+    sizes = [len(v) for _, v in splits]
+    assert max(sizes) - min(sizes) <= 1  # no row dropped, unlike d2l's n // k
+    for train_idx, valid_idx in splits:
+        assert torch.equal(torch.cat([train_idx, valid_idx]).sort().values, torch.arange(n))
+        assert torch.equal(train_idx, train_idx.sort().values) and torch.equal(valid_idx, valid_idx.sort().values)
+
+
+def test_k_fold_splits_stride_the_order_and_shuffle_only_with_a_generator():
+    assert torch.equal(data.k_fold_splits(6, k=3)[0][1], torch.tensor([0, 3]))  # every k-th row
+    assert torch.equal(data.k_fold_splits(6, k=3)[0][0], torch.tensor([1, 2, 4, 5]))
+    g = lambda: torch.Generator().manual_seed(0)
+    shuffled = data.k_fold_splits(100, k=4, generator=g())[0][1]
+    assert not torch.equal(shuffled, torch.arange(0, 100, 4))
+    assert torch.equal(shuffled, data.k_fold_splits(100, k=4, generator=g())[0][1])  # seeded: the same folds
+    for k in (1, 7):
+        with pytest.raises(ValueError, match="k must be between 2"):
+            data.k_fold_splits(6, k=k)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dlnotes import chapters
+from dlnotes.booktools import chapters
 
 ROOT = Path(__file__).resolve().parents[1]
 

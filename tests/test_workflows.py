@@ -238,8 +238,8 @@ def test_publish_pushes_the_notebooks_to_the_branch_the_package_names(publish: d
     notebooks = index_of(build, runs("make notebooks"))
     assert index_of(build, runs("make book")) < notebooks
 
-    # The branch is whatever `python -m dlnotes.notebooks publish-branch` prints, passed on as a job output.
-    branch = index_of(build, runs("-m dlnotes.notebooks publish-branch"))
+    # The branch is whatever `python -m dlnotes.booktools.notebooks publish-branch` prints, passed on as a job output.
+    branch = index_of(build, runs("-m dlnotes.booktools.notebooks publish-branch"))
     step = steps(build)[branch]
     assert "GITHUB_OUTPUT" in step["run"]
     name = re.search(r"echo \"(\w[\w-]*)=", step["run"]).group(1)

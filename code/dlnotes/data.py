@@ -3,7 +3,7 @@
 The book keeps data in memory as tensors and slices minibatches out of them, instead of letting a
 ``DataLoader`` assemble each batch from a per-sample ``Dataset`` one example at a time. The gain
 is largest for small models, where fetching the batch is a large part of a step; the appendix's
-build tables give the measured ratio (``make bench``, :mod:`dlnotes.loopbench`).
+build tables give the measured ratio (``make bench``, :mod:`dlnotes.booktools.loopbench`).
 """
 
 from __future__ import annotations
@@ -97,6 +97,24 @@ def stratified_split(y: np.ndarray, *, test_fraction: float, seed: int = 0) -> t
         test.append(idx[:k])
         train.append(idx[k:])
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def k_fold_splits(n: int, *, k: int, generator: torch.Generator | None = None) -> list[tuple[Tensor, Tensor]]:
+    """(train indices, validation indices) of each of ``k`` folds that partition ``range(n)``.
+
+    Fold i holds every k-th example from the i-th on, of the rows in a random order when a
+    ``generator`` is given, else in their own order; fold sizes differ by at most one, so no row
+    is dropped (d2l drops the ``n % k`` left over). Both index tensors come sorted.
+    """
+    if not 2 <= k <= n:
+        raise ValueError(f"k must be between 2 and the number of examples ({n}), got {k}")
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    splits = []
+    for i in range(k):
+        held_out = torch.zeros(n, dtype=torch.bool)
+        held_out[order[i::k]] = True
+        splits.append((torch.nonzero(~held_out).flatten(), torch.nonzero(held_out).flatten()))
+    return splits
 
 
 def read_idx(path: Path) -> Tensor:

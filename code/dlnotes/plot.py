@@ -92,7 +92,7 @@ def measured(fig: Figure) -> Figure:
     """Mark ``fig`` as showing measured times, which differ from run to run; returns it.
 
     The mark is the id of the figure's SVG group; the build's reproducibility check
-    (:mod:`dlnotes.benchreport`) expects such figures to differ between two builds.
+    (:mod:`dlnotes.booktools.benchreport`) expects such figures to differ between two builds.
     """
     fig.set_gid(MEASURED)
     return fig

@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 
-from dlnotes import booklaunch, notebooks
+from dlnotes.booktools import booklaunch, notebooks
 
 from conftest import ROOT, toc_pages
 

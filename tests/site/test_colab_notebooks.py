@@ -19,7 +19,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from dlnotes import notebooks
+from dlnotes.booktools import notebooks
 
 from conftest import ROOT, SITE
 

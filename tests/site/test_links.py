@@ -1,6 +1,6 @@
-"""No broken internal link or anchor anywhere in the built site (dlnotes.sitecheck)."""
+"""No broken internal link or anchor anywhere in the built site (dlnotes.booktools.sitecheck)."""
 
-from dlnotes import sitecheck
+from dlnotes.booktools import sitecheck
 
 
 def test_the_built_site_has_no_broken_internal_links_or_anchors(site):
