@@ -24,6 +24,7 @@ def test_a_failing_cell_fails_the_build_naming_the_chapter_with_its_traceback(tm
     (book / "book/_static").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
     shutil.copy(ROOT / "book/_static/favicon.svg", book / "book/_static/favicon.svg")
+    shutil.copy(ROOT / "book/terms.yml", book / "book/terms.yml")  # the Chinese search terms
     (book / "_toc.yml").write_text("format: jb-book\nroot: book/index\nchapters:\n  - file: book/en/broken\n", "utf8")
     (book / "book/en").mkdir(parents=True)
     (book / "book/index.md").write_text(FRONT + "# Fine\n\n```{code-cell} python\n1 + 1\n```\n", "utf8")

@@ -91,3 +91,21 @@ def test_flat_labels_without_the_check_learn_the_mean_instead():
               loss_fn=unchecked, optimizer=linreg.SGDScratch(model.parameters(), lr=0.03), num_epochs=3, progress=False)
     assert model.w.detach().norm() < 1.0  # the true w has norm 3.94
     assert abs(model.b.item() - y.mean().item()) < 0.3
+
+
+def test_sgd_scratch_skips_parameters_without_gradients_like_torch_sgd():
+    torch.manual_seed(0)
+    used, unused = nn.Linear(2, 1), nn.Linear(2, 1)
+    before = [p.detach().clone() for p in unused.parameters()]
+    params = [*used.parameters(), *unused.parameters()]
+    ours = linreg.SGDScratch(params, lr=0.1)
+    used(torch.ones(3, 2)).sum().backward()  # only `used` gets gradients
+    ours.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, unused.parameters()))
+    ref = nn.Linear(2, 1)
+    ref.load_state_dict(unused.state_dict())
+    torch.optim.SGD([*used.parameters(), *ref.parameters()], lr=0.1).step()  # torch skips them too
+    assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), unused.parameters()))
+    for lr in (0.0, -0.1):
+        with pytest.raises(ValueError, match="lr must be positive"):
+            linreg.SGDScratch(params, lr=lr)

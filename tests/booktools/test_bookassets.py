@@ -99,3 +99,20 @@ def test_identical_scripts_are_kept_once():
                _JavaScript("", body=config), _JavaScript("_static/a.js"), _JavaScript("_static/b.js")]
     kept = bookassets.unique_scripts(scripts)
     assert kept == [scripts[0], scripts[1], scripts[3], scripts[4]]  # same file, other attributes: kept
+
+
+def test_fontawesome_js_is_dropped_from_every_page_and_the_site(tmp_path):
+    tag = '<script defer src="../_static/scripts/fontawesome.js?digest=55c26ed414f5f8a31ebb"></script>\n'
+    (tmp_path / "_static" / "scripts").mkdir(parents=True)
+    (tmp_path / "_static" / "scripts" / "fontawesome.js").write_text("x" * 100, "utf8")
+    (tmp_path / "_static" / "scripts" / "bootstrap.js").write_text("keep", "utf8")
+    (tmp_path / "a").mkdir()
+    page = f'<head>\n  {tag}<script defer src="../_static/scripts/bootstrap.js"></script>\n</head><i class="fa-solid fa-list"></i>'
+    (tmp_path / "a" / "p.html").write_text(page, "utf8")
+    (tmp_path / "plain.html").write_text("<head></head>", "utf8")
+    assert bookassets.drop_fontawesome_js(tmp_path) == 1
+    left = (tmp_path / "a" / "p.html").read_text("utf8")
+    assert "fontawesome.js" not in left and "bootstrap.js" in left and 'class="fa-solid fa-list"' in left
+    assert not (tmp_path / "_static" / "scripts" / "fontawesome.js").exists()
+    assert (tmp_path / "_static" / "scripts" / "bootstrap.js").exists()
+    assert bookassets.drop_fontawesome_js(tmp_path) == 0  # nothing left to drop

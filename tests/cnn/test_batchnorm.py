@@ -218,3 +218,13 @@ def test_batch_mean_spread_shrinks_like_one_over_root_b():
     torch.testing.assert_close(spread, 0.5 / torch.tensor([4.0, 64.0]).sqrt(), rtol=0.08, atol=0)
     with pytest.raises(ValueError, match="batch sizes must lie"):
         bn.batch_mean_spread(values, batch_sizes=(0, 4), num_batches=10)
+
+
+@pytest.mark.parametrize("eps", [0.0, -1.0])
+def test_a_non_positive_eps_is_an_error(eps):
+    C = 3
+    stats = dict(gamma=torch.ones(C), beta=torch.zeros(C), running_mean=torch.zeros(C), running_var=torch.ones(C))
+    with pytest.raises(ValueError, match="eps must be positive"):
+        bn.batch_norm_scratch(torch.randn(4, C), **stats, eps=eps, training=True)
+    with pytest.raises(ValueError, match="eps must be positive"):
+        bn.BatchNormScratch(C, num_dims=2, eps=eps)

@@ -192,3 +192,15 @@ def test_bad_shapes_raise_value_error():
         conv.per_pixel_linear(torch.zeros(1, 2, 3, 3), nn.Linear(4, 1))
     with pytest.raises(ValueError, match="out of"):
         conv.shift2d(torch.zeros(4, 4), dy=4, dx=0)
+
+
+def test_bad_sizes_and_empty_kernels_are_errors():
+    assert conv.conv_num_params(in_channels=3, out_channels=8, kernel_size=3) == 8 * (27 + 1)
+    for bad in (dict(in_channels=-1), dict(out_channels=0), dict(kernel_size=0)):
+        args = dict(in_channels=3, out_channels=8, kernel_size=3) | bad
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be at least 1"):
+            conv.conv_num_params(**args)
+    with pytest.raises(ValueError, match="kernel is empty"):
+        conv.corr2d(torch.ones(4, 4), torch.ones(0, 0))
+    with pytest.raises(ValueError, match="kernel is empty"):
+        conv.corr2d_multi_in(torch.ones(2, 4, 4), torch.ones(2, 0, 3))

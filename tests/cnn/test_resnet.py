@@ -167,3 +167,19 @@ def test_bad_arguments_raise():
         resnet.deepen_with_identity(nn.Sequential(nn.ReLU()), num_extra=1)
     with pytest.raises(ValueError, match="no residual blocks"):
         resnet.branch_ratios(nn.Sequential(nn.ReLU()), torch.rand(1, 2))
+
+
+def test_the_biases_before_batch_norm_are_found_and_get_no_gradient():
+    torch.manual_seed(0)
+    block = resnet.Residual(3, 6, use_1x1conv=True).double()
+    X = torch.randn(4, 3, 8, 8, dtype=torch.float64)
+    dead = resnet.biases_before_batch_norm(block, X)
+    assert {id(b) for b in dead} == {id(block.conv1.bias), id(block.conv2.bias)}  # not the 1x1 shortcut's
+    block.train()
+    block(X).square().sum().backward()
+    for b in dead:
+        torch.testing.assert_close(b.grad, torch.zeros_like(b.grad), atol=1e-10, rtol=0)  # zero up to rounding
+    assert block.conv3.bias.grad.abs().max() > 1e-3  # the shortcut's bias is alive
+    plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.BatchNorm2d(2))  # a ReLU in between
+    assert resnet.biases_before_batch_norm(plain, torch.randn(2, 1, 5, 5)) == []
+    assert plain.training  # the mode is put back

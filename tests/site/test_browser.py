@@ -162,6 +162,23 @@ def test_search_finds_the_chapter(browser, base_url, query, expected):
         assert visit.errors == [], visit.errors
 
 
+@pytest.mark.parametrize("word", ["过拟合", "欠拟合", "梯度消失", "权重衰减"])
+def test_chinese_search_finds_every_page_that_uses_a_term(browser, base_url, word):
+    """A compound term is found on every Chinese page whose source uses it (jieba alone cut it apart)."""
+    zh = ROOT / "book" / "zh"
+    expected = {f"book/zh/{p.relative_to(zh).with_suffix('.html').as_posix()}"
+                for p in zh.rglob("*.md") if word in p.read_text("utf8")}
+    assert expected, f"no Chinese page uses {word}"
+    with Visit(browser, urljoin(base_url, f"search.html?q={word}"), viewport=DESKTOP) as visit:
+        visit.page.wait_for_function("() => /found|did not match/.test("
+                                     "document.querySelector('.search-summary')?.textContent || '')", timeout=30_000)
+        found = visit.page.evaluate("() => [...document.querySelectorAll('#search-results ul.search li a')]"
+                                    ".map(a => a.getAttribute('href'))")
+        hits = {urlparse(urljoin(visit.page.url, href)).path.lstrip("/") for href in found}
+        assert expected <= hits, f"{word}: missing {sorted(expected - hits)}"
+        assert visit.errors == [], visit.errors
+
+
 SHOTS = [("book/index", "landing"), ("book/en/basics/linear-regression", "chapter-en"),
          ("book/zh/basics/linear-regression", "chapter-zh")]
 
@@ -196,4 +213,66 @@ def test_a_downloaded_copy_renders_from_disk(browser, site):
         counts = typeset_counts(visit.page)
         assert counts["math"] > 10 and counts["typeset"] == counts["math"] and counts["errors"] == [], counts
         assert web_font_status(visit.page, "线性回归") == ["loaded"]
+        assert visit.errors == [], visit.errors
+
+
+SIDEBARS = [("primary", "pst-primary-sidebar-modal", ".bd-docs-nav a"),
+            ("secondary", "pst-secondary-sidebar-modal", ".toc-entry a")]
+
+
+@pytest.mark.parametrize("kind, dialog, links", SIDEBARS, ids=["hamburger", "on-this-page"])
+def test_on_a_phone_the_sidebar_buttons_open_their_sidebar(browser, base_url, kind, dialog, links):
+    """Tap the button a reader sees at 390 px; the sidebar's dialog opens with its links, Escape closes it."""
+    with Visit(browser, urljoin(base_url, "book/en/basics/mlp.html"), viewport=PHONE, has_touch=True) as visit:
+        page = visit.page
+        buttons = [b for b in page.locator(f".{kind}-toggle").all() if b.is_visible()]
+        assert buttons, f"no visible .{kind}-toggle at {PHONE['width']} px"
+        buttons[0].tap()
+        page.wait_for_function(f"() => document.getElementById('{dialog}').open", timeout=5_000)
+        shown = page.locator(f"#{dialog} {links}")
+        assert shown.count() > 3 and shown.first.is_visible(), f"#{dialog} opened without its links"
+        page.keyboard.press("Escape")
+        page.wait_for_function(f"() => !document.getElementById('{dialog}').open", timeout=5_000)
+        assert visit.errors == [], visit.errors
+
+
+def test_on_a_desktop_the_hamburger_folds_the_sidebar_and_the_contents_stay_shown(browser, base_url):
+    with Visit(browser, urljoin(base_url, "book/en/basics/mlp.html"), viewport={"width": 1366, "height": 900}) as visit:
+        page = visit.page
+        sidebar, toc = page.locator("#pst-primary-sidebar"), page.locator("#pst-secondary-sidebar .toc-entry a")
+        assert sidebar.is_visible() and toc.count() > 3 and toc.first.is_visible()
+        hamburger = next(b for b in page.locator(".primary-toggle").all() if b.is_visible())
+        hamburger.click()
+        hidden = "() => getComputedStyle(document.getElementById('pst-primary-sidebar')).visibility === 'hidden'"
+        page.wait_for_function(hidden, timeout=5_000)
+        assert page.locator("#pst-primary-sidebar").bounding_box()["x"] < 0  # slid out: the text takes the room
+        hamburger.click()
+        page.wait_for_function(f"() => !({hidden})()", timeout=5_000)
+        assert not page.evaluate("document.getElementById('pst-primary-sidebar-modal').open")
+        assert visit.errors == [], visit.errors
+
+
+@pytest.mark.parametrize("lang, other", [("en", "zh"), ("zh", "en")])
+def test_the_sidebar_lists_only_the_pages_language_and_the_desktop_has_no_extra_top_bar(browser, base_url, lang, other):
+    wide = {"width": 1366, "height": 900}
+    with Visit(browser, urljoin(base_url, f"book/{lang}/basics/mlp.html"), viewport=wide) as visit:
+        page = visit.page
+        hrefs = page.evaluate("() => [...document.querySelectorAll('.bd-docs-nav a')].filter(a => a.offsetParent)"
+                              ".map(a => new URL(a.href).pathname)")
+        assert any(f"/book/{lang}/" in h for h in hrefs), hrefs
+        assert not any(f"/book/{other}/" in h for h in hrefs), f"the {lang} sidebar lists {other} pages"
+        assert not page.locator(".bd-header").is_visible(), "the theme's top bar is back on the desktop"
+        assert visit.errors == [], visit.errors
+
+
+def test_icons_are_drawn_by_the_web_font_without_fontawesome_js(browser, base_url):
+    with Visit(browser, urljoin(base_url, "book/en/basics/mlp.html"), viewport=PHONE) as visit:
+        page = visit.page
+        scripts = page.evaluate("() => performance.getEntriesByType('resource').map(r => r.name)")
+        assert not [s for s in scripts if "fontawesome.js" in s], "fontawesome.js is loaded again"
+        icon = page.evaluate("""() => { const i = document.querySelector('.header-article-items .fa-bars');
+            const s = getComputedStyle(i, '::before'); return {font: s.fontFamily, content: s.content,
+            width: i.getBoundingClientRect().width}; }""")
+        assert "Font Awesome" in icon["font"] and icon["content"] not in ("none", "normal", '""'), icon
+        assert icon["width"] > 0, icon
         assert visit.errors == [], visit.errors

@@ -188,3 +188,11 @@ def test_dropout_regularises_a_wide_regression_net_on_few_noisy_points():
             train_mse[p] = ((net(x) - y) ** 2).mean().item()
     assert train_mse[0.0] < 0.3**2 / 2  # without dropout the net fits the noise
     assert train_mse[0.5] > 2 * train_mse[0.0]  # dropout keeps it from doing so
+
+
+def test_integer_activations_are_an_error_not_silently_kept():
+    with pytest.raises(TypeError, match="floating-point"):
+        dropout.dropout_scratch(torch.ones(4, 4, dtype=torch.long), p=0.5)
+    kept = dropout.dropout_scratch(torch.ones(1000, dtype=torch.float64), p=0.5,
+                                   generator=torch.Generator().manual_seed(0))
+    assert 0.4 < (kept == 0).double().mean() < 0.6 and set(kept.unique().tolist()) == {0.0, 2.0}

@@ -47,11 +47,15 @@ class SGDScratch:
     """Minibatch stochastic gradient descent: p <- p - lr * grad, for every parameter p."""
 
     def __init__(self, params: Iterable[nn.Parameter], *, lr: float):
+        if not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr}")
         self.params, self.lr = list(params), lr
 
     @torch.no_grad()
     def step(self) -> None:
         for p in self.params:
+            if p.grad is None:  # not used by the loss (or frozen): left alone, as torch.optim.SGD does
+                continue
             p -= self.lr * p.grad  # the loss is a batch mean, so no division by batch size
 
     def zero_grad(self) -> None:

@@ -65,6 +65,40 @@ def _check_config(app, config) -> None:
 CJK_FONT_FAMILY = "DLNotes CJK"
 CJK_FONT_FILE = "fonts/dlnotes-cjk.woff2"  # under _static
 SITE_CSS = "dlnotes.css"  # under _static: the web font, and long formulas on phones
+SITE_JS = "dlnotes.js"  # under _static: the sidebar buttons (below)
+# pydata-sphinx-theme 0.17.1 binds only the FIRST .primary-toggle and .secondary-toggle of a page
+# to its sidebar dialogs, and with sphinx-book-theme that first one is a hidden button of the
+# header; the buttons a reader sees (the hamburger, "On this page") then open nothing. Each
+# visible button passes its click on to the bound one.
+TOGGLE_JS = """\
+function dlnotesForwardToggles() {
+  for (const kind of ["primary", "secondary"]) {
+    const [bound, ...others] = document.querySelectorAll(`.${kind}-toggle`);
+    for (const button of others) {
+      button.addEventListener("click", (event) => {
+        event.preventDefault();
+        event.stopPropagation();
+        bound.click();
+      });
+    }
+  }
+}
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", dlnotesForwardToggles);
+} else {
+  dlnotesForwardToggles();
+}
+"""
+# The sidebar lists the book twice, 中文 then English (_toc.yml's two parts): a page shows only its
+# own language's tree (<html lang> comes from page_language; the landing page shows both). The
+# theme's top bar holds nothing but a second search box on a desktop: there it is dropped.
+LAYOUT_CSS = """\
+html[lang="en"] .bd-docs-nav .bd-toc-item > p.caption:first-of-type,
+html[lang="en"] .bd-docs-nav .bd-toc-item > ul.bd-sidenav:nth-of-type(2),
+html[lang="zh-CN"] .bd-docs-nav .bd-toc-item > p.caption:last-of-type,
+html[lang="zh-CN"] .bd-docs-nav .bd-toc-item > ul.bd-sidenav:nth-of-type(3) { display: none; }
+@media (min-width: 960px) { .bd-header { display: none; } }
+"""
 # CJK ideographs, their punctuation and full-width forms: what the web font must cover
 _CJK = re.compile(r"[\u2e80-\u2fdf\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
 # System CJK fonts first (macOS, Windows, Linux, Android): the web font only loads where all are missing.
@@ -115,9 +149,32 @@ def write_cjk_font(static: Path, characters: str) -> Path:
         "@media (max-width: 720px) {\n"
         '  mjx-container[jax="CHTML"]:not([display="true"]) { display: inline-block; max-width: 100%;\n'
         "    overflow-x: auto; overflow-y: hidden; vertical-align: middle; }\n"
-        "}\n",
+        "}\n" + LAYOUT_CSS,
         "utf8")
     return target
+
+
+FONTAWESOME_JS = re.compile(r'[ \t]*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>\n?')
+
+
+def drop_fontawesome_js(html_dir: Path) -> int:
+    """Remove pydata-sphinx-theme's 1.5 MB ``fontawesome.js`` from every page; return how many had it.
+
+    The script turns each ``<i class="fa-...">`` icon into an inline SVG. The theme's CSS already
+    draws the same icons with Font Awesome's web fonts (``_static/vendor/fontawesome``), which a
+    browser loads only for the icons a page shows, so the script only costs weight and time.
+    """
+    html_dir = Path(html_dir)
+    count = 0
+    for path in html_dir.rglob("*.html"):
+        text = path.read_text("utf8")
+        new, n = FONTAWESOME_JS.subn("", text)
+        if n:
+            path.write_text(new, "utf8")
+            count += 1
+    for leftover in (html_dir / "_static" / "scripts").glob("fontawesome.js*"):
+        leftover.unlink()
+    return count
 
 
 def _copy(app, exception) -> None:
@@ -125,6 +182,8 @@ def _copy(app, exception) -> None:
         static = Path(app.outdir) / "_static"
         copy_mathjax(static / "mathjax")
         write_cjk_font(static, cjk_characters(Path(app.outdir)))
+        (static / SITE_JS).write_text(TOGGLE_JS, "utf8")
+        drop_fontawesome_js(Path(app.outdir))
 
 
 PAGE_LANGUAGES = {"book/zh/": "zh-CN", "book/en/": "en"}  # folder prefix -> <html lang>
@@ -161,5 +220,6 @@ def setup(app) -> dict:
     app.connect("html-page-context", _set_page_language)
     app.connect("html-page-context", _dedupe_scripts, priority=900)  # after every extension added its own
     app.add_css_file(SITE_CSS)
+    app.add_js_file(SITE_JS, loading_method="defer")
     app.connect("build-finished", _copy)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -35,6 +35,8 @@ def batch_norm_scratch(X: Tensor, *, gamma: Tensor, beta: Tensor, running_mean: 
             raise ValueError(f"X has {C} channels but {name} has shape {tuple(t.shape)}, expected ({C},)")
     if not 0 <= momentum <= 1:
         raise ValueError(f"momentum must lie in [0, 1], got {momentum}")
+    if not eps > 0:  # eps keeps the division finite for a channel with zero variance
+        raise ValueError(f"eps must be positive, got {eps}")
     shape = (1, C) if X.ndim == 2 else (1, C, 1, 1)  # broadcasts a per-channel vector against X
     if training:
         n = X.numel() // C  # values per channel: B, or B * H * W
@@ -64,6 +66,8 @@ class BatchNormScratch(nn.Module):
         super().__init__()
         if num_dims not in (2, 4):
             raise ValueError(f"num_dims must be 2 (B, C) or 4 (B, C, H, W), got {num_dims}")
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps}")
         self.num_dims, self.eps, self.momentum = num_dims, eps, momentum
         self.gamma = nn.Parameter(torch.ones(num_features))
         self.beta = nn.Parameter(torch.zeros(num_features))

@@ -43,6 +43,9 @@ def receptive_field(layers: Sequence[tuple[int, int]]) -> int:
 
 def conv_num_params(*, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> int:
     """Parameters of a 2-D convolution: C_out · (k·k·C_in + 1) with a bias, C_out·k·k·C_in without."""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("kernel_size", kernel_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
     return out_channels * (kernel_size * kernel_size * in_channels + (1 if bias else 0))
 
 
@@ -53,6 +56,8 @@ def _check_kernel(X: Tensor, K: Tensor, *, kernel_dims: int, input_dims: int) ->
         raise ValueError(f"expected a kernel with {kernel_dims} dimensions, got shape {tuple(K.shape)}")
     if X.ndim < input_dims:
         raise ValueError(f"the input needs at least {input_dims} dimensions, got shape {tuple(X.shape)}")
+    if K.shape[-2] == 0 or K.shape[-1] == 0:
+        raise ValueError(f"the kernel is empty, shape {tuple(K.shape)}: every output would be 0")
     if X.shape[-2] < K.shape[-2] or X.shape[-1] < K.shape[-1]:
         raise ValueError(f"kernel {tuple(K.shape[-2:])} is larger than the input {tuple(X.shape[-2:])}")
 

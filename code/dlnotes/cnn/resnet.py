@@ -250,3 +250,34 @@ def deep_cnn(*, num_blocks: int, width: int, residual: bool, in_channels: int = 
     blocks = [Residual(width, width, shortcut=residual) for _ in range(num_blocks)]
     head = [nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(width, num_classes)]
     return nn.Sequential(*stem, *blocks, *head)
+
+
+def biases_before_batch_norm(net: nn.Module, X: Tensor) -> list[nn.Parameter]:
+    """The biases of the convolutions whose output goes straight into a batch norm, on input ``X``.
+
+    Batch norm subtracts each channel's batch mean, so such a bias (the same number added to every
+    value of its channel) cancels exactly: its gradient is zero and it never moves. The forward
+    pass on ``X`` (run in eval mode, without gradients) finds the pairs, whatever the architecture.
+    """
+    conv_outputs: dict[int, nn.Conv2d] = {}
+    found: dict[int, nn.Parameter] = {}
+
+    def after_conv(module: nn.Module, inputs, output: Tensor) -> None:
+        conv_outputs[id(output)] = module
+
+    def before_bn(module: nn.Module, inputs) -> None:
+        conv = conv_outputs.get(id(inputs[0]))
+        if conv is not None and conv.bias is not None:
+            found[id(conv.bias)] = conv.bias
+
+    handles = [m.register_forward_hook(after_conv) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_pre_hook(before_bn) for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    training = net.training
+    try:
+        with torch.no_grad():
+            net.eval()(X)
+    finally:
+        net.train(training)
+        for h in handles:
+            h.remove()
+    return list(found.values())

@@ -24,6 +24,8 @@ def dropout_scratch(X: Tensor, *, p: float | Tensor, generator: torch.Generator 
     a tensor that broadcasts against ``X`` (e.g. one probability per model, shape (M, 1, 1)).
     """
     _check_p(p)
+    if not X.is_floating_point():  # an integer mask would round 1 / (1 - p) and keep every unit
+        raise TypeError(f"dropout needs floating-point activations, got {X.dtype}")
     p = torch.as_tensor(p, dtype=X.dtype, device=X.device)
     where = generator.device if generator is not None else X.device  # a generator draws on its own device
     keep = torch.rand(X.shape, generator=generator, device=where).to(X.device) >= p  # True with prob. 1 - p
