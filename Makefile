@@ -55,9 +55,9 @@ book: env
 	$(BIN)/python -m dlnotes.booktools.bookexec --root . --cache "$(BUILD_ROOT)/_build/.jupyter_cache"
 	$(BIN)/jupyter-book build . --path-output "$(BUILD_ROOT)" -W -n --keep-going
 
-# Measure the build (cold, no change, prose edit, module edit), the training loop and the site in
+# Measure the build (cold, no change, prose, part-module, setting and core-module edits), the training loop and the site in
 # a scratch copy; save the run for the appendix (code/dlnotes/booktools/bench_results.py); fail if a target
-# of the README is missed. About 10 minutes on 2 cores. bench-full: the full profile, on a GPU.
+# of the README is missed. About 14 minutes on 2 cores. bench-full: the full profile, on a GPU.
 bench: env
 	$(BIN)/python -m dlnotes.booktools.buildbench --root .
 

@@ -107,7 +107,8 @@ def test_the_committed_run_has_what_the_appendix_shows():
     results = buildbench.load(ROOT / "code" / "dlnotes" / "booktools" / "bench_results.py")
     assert results["profile"] == "default"
     tables = benchreport.tables(results)
-    assert set(tables["builds"].index) == {"cold", "no change", "prose edit", "module edit"}
+    assert set(tables["builds"].index) == {"cold", "no change", "prose edit", "module edit", "setting edit",
+                                           "core module edit"}
     assert len(tables["chapters"]) == len({benchreport.chapter_of(p) for p in
                                            results["builds"]["cold"]["executed"]})
     assert {row["target"] for row in results["targets"]} == set(benchreport.TARGETS)
