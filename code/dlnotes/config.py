@@ -1,6 +1,6 @@
 """Profiles, devices, seeds and where data is kept.
 
-Every chapter declares its own sizes in its first code cell with ``hparams(default=..., full=...)``.
+Every chapter declares its own sizes in one settings cell near its top, ``hparams(default=..., full=...)``.
 Two profiles:
 - ``default``: offline, CPU-sized; every chapter runs in seconds on a 2-core laptop.
 - ``full``: the sizes *Dive into Deep Learning* uses, meant for a GPU.
@@ -35,7 +35,7 @@ def profile_name() -> str:
 def hparams(*, default: dict, full: dict | None = None, profile: str | None = None) -> SimpleNamespace:
     """The settings of one chapter in the active (or the given) profile.
 
-    Each chapter declares its own sizes in its first code cell, so that retuning one chapter
+    Each chapter declares its own sizes in one settings cell, so that retuning one chapter
     re-executes that chapter only. ``default`` holds every setting at CPU size; ``full`` lists
     only what changes at the scale of *Dive into Deep Learning*. A key of ``full`` that
     ``default`` lacks is an error (a typo would otherwise be ignored silently).

@@ -63,9 +63,9 @@ def test_the_edited_module_has_some_dependents_in_both_languages(book_copy):
 def test_the_setting_edit_changes_only_the_settings_cell_of_one_chapter(tmp_path):
     """The edit changes the code of exactly one chapter (both twins alike), in its hparams cell."""
     book_copy = buildbench.Scratch(ROOT, tmp_path, workers=1, log=lambda line: None)
-    before = {doc: chapters.code_cells(path) for doc, path in buildbench.read_pages_of(book_copy.dir).items()}
+    before = {doc: chapters.code_cells(path) for doc, path in buildbench.read_pages(book_copy.dir).items()}
     pages = buildbench.edit_setting(book_copy.dir)
-    after = {doc: chapters.code_cells(path) for doc, path in buildbench.read_pages_of(book_copy.dir).items()}
+    after = {doc: chapters.code_cells(path) for doc, path in buildbench.read_pages(book_copy.dir).items()}
     changed = sorted(doc for doc in before if before[doc] != after[doc])
     assert changed == pages == sorted(f"book/{lang}/{buildbench.SETTING_CHAPTER}" for lang in ("zh", "en"))
     for doc in changed:
@@ -78,7 +78,7 @@ def test_the_setting_edit_changes_only_the_settings_cell_of_one_chapter(tmp_path
 
 def test_the_core_module_is_imported_by_most_chapters(book_copy):
     found = book_copy.dependents(buildbench.CORE_MODULE)
-    assert len(found) > len(buildbench.read_pages_of(book_copy.dir)) / 2
+    assert len(found) > len(buildbench.read_pages(book_copy.dir)) / 2
 
 
 def loaded_modules(scratch, doc: str) -> set[str]:

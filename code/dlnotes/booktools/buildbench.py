@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from dlnotes.booktools import benchreport, bookcache, loopbench
+from dlnotes.booktools.bookexec import read_pages
 
 PROSE_PAGE = "book/en/basics/linear-regression.md"
 MODULE = "cnn/pooling.py"  # a part module a few chapters import, not all of them
@@ -127,9 +128,17 @@ class Scratch:
                  f"notebooks, {render_s:.1f} s Sphinx)")
         return result
 
+    def edit_module(self, module: str, step: str) -> tuple[dict, list[str]]:
+        """Append a line to the package file ``module`` and rebuild; the build and the pages importing it."""
+        path = self.dir / "code" / "dlnotes" / module
+        path.write_text(path.read_text("utf8") + "\n# a line the benchmark added\n", "utf8")
+        expected = self.dependents(module)
+        build = self.build(step)
+        build["edited"], build["expected"] = f"code/dlnotes/{module}", expected
+        return build, expected
+
     def dependents(self, module: str) -> list[str]:
         """The pages whose code imports ``module`` ("cnn/pooling.py"), directly or through other modules."""
-        from dlnotes.booktools.bookexec import read_pages
         from dlnotes.booktools.chapters import code_cells
 
         package_dir = self.dir / "code" / "dlnotes"
@@ -147,12 +156,6 @@ class Scratch:
 def dotted_name(module: str) -> str:
     """The import name of a package file: "cnn/pooling.py" -> "dlnotes.cnn.pooling"."""
     return ".".join(["dlnotes", *Path(module).with_suffix("").parts])
-
-
-def read_pages_of(root: Path) -> dict:
-    from dlnotes.booktools.bookexec import read_pages
-
-    return read_pages(root)
 
 
 def edit_setting(root: Path) -> list[str]:
@@ -227,18 +230,12 @@ def run_default(root: Path, scratch_dir: Path, *, workers: int | None, repro: bo
     page.write_text(page.read_text("utf8") + "\nA sentence the benchmark added to the prose.\n", "utf8")
     builds["prose edit"] = s.build("prose")
     html = (s.dir / "_build" / "html" / PROSE_PAGE).with_suffix(".html").read_text("utf8")
-    module = s.dir / "code" / "dlnotes" / MODULE
-    module.write_text(module.read_text("utf8") + "\n# a line the benchmark added\n", "utf8")
-    expected = s.dependents(MODULE)
-    builds["module edit"] = s.build("module")
+    builds["module edit"], expected = s.edit_module(MODULE, "module")
     setting_pages = edit_setting(s.dir)
     builds["setting edit"] = s.build("setting")
-    core = s.dir / "code" / "dlnotes" / CORE_MODULE
-    core.write_text(core.read_text("utf8") + "\n# a line the benchmark added\n", "utf8")
-    core_expected = s.dependents(CORE_MODULE)
-    builds["core module edit"] = s.build("core")
+    builds["core module edit"], core_expected = s.edit_module(CORE_MODULE, "core")
     log(f"bench: editing the core module {CORE_MODULE} executed {len(builds['core module edit']['executed'])} "
-        f"of {len(read_pages_of(s.dir))} pages")
+        f"of {len(read_pages(s.dir))} pages")
     checks = {
         "no change executes nothing": not builds["no change"]["executed"],
         "prose edit executes nothing": not builds["prose edit"]["executed"],
@@ -251,11 +248,8 @@ def run_default(root: Path, scratch_dir: Path, *, workers: int | None, repro: bo
             bool(core_expected) and builds["core module edit"]["executed"] == core_expected,
         "Sphinx executes nothing itself": all(b["sphinx_executed"] == 0 for b in builds.values()),
     }
-    builds["prose edit"]["edited"], builds["module edit"]["edited"] = PROSE_PAGE, f"code/dlnotes/{MODULE}"
-    builds["module edit"]["expected"] = expected
+    builds["prose edit"]["edited"] = PROSE_PAGE
     builds["setting edit"]["edited"], builds["setting edit"]["expected"] = SETTING_CHAPTER, setting_pages
-    builds["core module edit"]["edited"] = f"code/dlnotes/{CORE_MODULE}"
-    builds["core module edit"]["expected"] = core_expected
     log("bench: training loops ...")
     loops = measure_loops()
     site = benchreport.page_weights(s.dir / "_build" / "html")
