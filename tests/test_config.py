@@ -217,3 +217,18 @@ def test_mirror_dir_reads_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("DLNOTES_MIRROR", "~/m")
     assert config.mirror_dir() == tmp_path / "m"
+
+
+def test_language_from_the_environment_then_the_chapter_folder_then_english(monkeypatch, tmp_path):
+    monkeypatch.delenv("DLNOTES_LANGUAGE", raising=False)
+    chapter_dir = tmp_path / "book" / "zh" / "training"
+    chapter_dir.mkdir(parents=True)
+    monkeypatch.chdir(chapter_dir)  # Binder runs a chapter in its own folder
+    assert config.language() == "zh"
+    monkeypatch.chdir(tmp_path)
+    assert config.language() == "en"
+    monkeypatch.setenv("DLNOTES_LANGUAGE", "zh")
+    assert config.language() == "zh"
+    monkeypatch.setenv("DLNOTES_LANGUAGE", "fr")
+    with pytest.raises(ValueError, match="unknown language 'fr'.*zh, en"):
+        config.language()

@@ -266,3 +266,22 @@ def test_measured_figures_carry_their_mark():
     assert plot.measured(fig) is fig
     assert f'id="{plot.MEASURED}"'.encode() in svg_bytes(fig)
     assert f'id="{plot.MEASURED}"'.encode() not in svg_bytes(plot.plot_history(history(with_accuracy=True)))
+
+
+def test_per_language_draws_one_figure_per_language_with_its_own_labels():
+    def draw(t):
+        fig, ax = plot.figure()
+        ax.set_xlabel(t("步数", "step"))
+        return fig
+
+    figures = plot.per_language(draw)
+    assert set(figures) == {"zh", "en"} and figures["zh"] is not figures["en"]
+    assert figures["zh"].axes[0].get_xlabel() == "步数" and figures["en"].axes[0].get_xlabel() == "step"
+
+
+def test_canvas_is_an_empty_figure_for_subfigures():
+    fig = plot.canvas(figsize=(4, 2))
+    assert fig.axes == [] and tuple(fig.get_size_inches()) == (4, 2)
+    left, right = fig.subfigures(1, 2)
+    left.subplots(2, 2)
+    assert len(fig.axes) == 4

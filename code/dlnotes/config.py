@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 PROFILES = ("default", "full")
+LANGUAGES = ("zh", "en")  # the book's two languages; a figure drawn for both has one version per language
 
 
 def profile_name() -> str:
@@ -61,6 +62,24 @@ def hparams(*, default: dict, full: dict | None = None, profile: str | None = No
     if name == "full":
         values.update(full)
     return SimpleNamespace(**values)
+
+
+def language() -> str:
+    """The reader's language, for figures drawn in both: ``DLNOTES_LANGUAGE``, else the chapter's folder, else en.
+
+    A chapter opened from the repository (Binder) runs in its folder, ``book/zh/...`` or
+    ``book/en/...``; the Colab notebooks set ``DLNOTES_LANGUAGE`` in their first cell.
+    """
+    name = os.environ.get("DLNOTES_LANGUAGE", "").strip()
+    if name:
+        if name not in LANGUAGES:
+            raise ValueError(f"unknown language {name!r} in DLNOTES_LANGUAGE: choose one of {', '.join(LANGUAGES)}")
+        return name
+    parts = Path.cwd().parts
+    for before, folder in zip(parts, parts[1:]):
+        if before == "book" and folder in LANGUAGES:
+            return folder
+    return "en"
 
 
 def device() -> torch.device:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import matplotlib
 import numpy as np
 import torch
 from matplotlib import font_manager
 from matplotlib.figure import Figure
+
+from dlnotes import config
 
 # Bilingual names of the quantities fit() records (figures are shared by both languages).
 LABELS = {
@@ -102,11 +104,27 @@ def _numpy(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
+def canvas(*, figsize: tuple[float, float]) -> Figure:
+    """An empty figure (constrained layout), for layouts built from ``fig.subfigures``."""
+    return Figure(figsize=figsize, layout="constrained")
+
+
 def figure(*, ncols: int = 1, nrows: int = 1, figsize: tuple[float, float] | None = None):
     """A new figure and its axes (an array of axes when there are several)."""
     fig = Figure(figsize=figsize or matplotlib.rcParams["figure.figsize"], layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=True)
     return fig, axes
+
+
+def per_language(draw: Callable[[Callable[[str, str], str]], Figure]) -> dict[str, Figure]:
+    """One figure per language: ``draw(t)`` writes each label as ``t("中文", "English")``.
+
+    Returns ``{"zh": figure, "en": figure}`` for ``book.glue_by_language``.
+    """
+    def labeller(lang: str) -> Callable[[str, str], str]:
+        return lambda zh, en: zh if lang == "zh" else en
+
+    return {lang: draw(labeller(lang)) for lang in config.LANGUAGES}
 
 
 def plot_functions(x, ys: Mapping[str, object], *, xlabel: str = "", ylabel: str = "",

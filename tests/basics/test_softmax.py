@@ -188,3 +188,14 @@ def test_scratch_model_overfits_a_small_real_batch():
     assert history["train_loss"][0] > 2.0  # starts near log 10 = 2.30
     assert history.final("train_loss") < 0.1
     assert history.final("train_accuracy") == 1.0
+
+
+def test_shuffle_pixels_keeps_each_images_pixels_and_destroys_their_order():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(5, 1, 6, 6, generator=g)
+    S = softmax.shuffle_pixels(X, generator=g)
+    assert S.shape == X.shape
+    torch.testing.assert_close(S.flatten(1).sort(1).values, X.flatten(1).sort(1).values)  # same multiset per image
+    assert (S != X).float().mean() > 0.9  # but (almost) every pixel moved
+    again = softmax.shuffle_pixels(X, generator=torch.Generator().manual_seed(1))
+    assert not torch.equal(S, again)  # each call draws new orders

@@ -116,3 +116,40 @@ def test_fontawesome_js_is_dropped_from_every_page_and_the_site(tmp_path):
     assert not (tmp_path / "_static" / "scripts" / "fontawesome.js").exists()
     assert (tmp_path / "_static" / "scripts" / "bootstrap.js").exists()
     assert bookassets.drop_fontawesome_js(tmp_path) == 0  # nothing left to drop
+
+
+def test_figures_are_numbered_per_page_and_labelled_in_the_pages_language():
+    toc_fignumbers = {"book/zh/a": {"figure": {"fig-x-zh": (2,), "fig-w-zh": (1,)}},
+                      "book/en/a": {"figure": {"fig-w-en": (4,), "fig-x-en": (5,)}, "table": {"t": (7,)}},
+                      "book/en/b": {}}
+    mapping = bookassets.local_figure_numbers(toc_fignumbers)
+    assert mapping == {"1": "1", "2": "2", "4": "1", "5": "2"}
+    body = ('<span class="caption-number">Fig. 5 </span><p>see <span class="std std-numref">Fig. 4</span>,'
+            ' Fig. 5 in running text stays</p>')
+    assert bookassets.renumber_figures(body, mapping, label="图") == (
+        '<span class="caption-number">图 2 </span><p>see <span class="std std-numref">图 1</span>,'
+        ' Fig. 5 in running text stays</p>')
+    assert bookassets.renumber_figures(body, mapping, label="Fig.").startswith('<span class="caption-number">Fig. 2 ')
+
+
+def test_theme_words_outside_the_article_are_translated_on_chinese_pages():
+    html = ('<button title="Search" aria-label="Search"><span>Search</span></button>'
+            '<script>let toggleHintShow = \'Click to show\';</script>'
+            '<article><p>Search the data: previous results.</p><p>Contents</p></article>'
+            '<a class="left-prev" title="previous page"><p class="prev-next-title">previous</p></a>')
+    out = bookassets.translate_theme_strings_zh(html)
+    assert out == ('<button title="搜索" aria-label="搜索"><span>搜索</span></button>'
+                   '<script>let toggleHintShow = \'点击显示\';</script>'
+                   '<article><p>Search the data: previous results.</p><p>Contents</p></article>'
+                   '<a class="left-prev" title="上一页"><p class="prev-next-title">上一页</p></a>')
+    assert bookassets.translate_theme_strings_zh(out) == out  # translating twice changes nothing
+
+
+def test_translate_theme_strings_touches_only_chinese_pages(tmp_path):
+    for lang in ("zh", "en"):
+        page = tmp_path / "book" / lang / "a.html"
+        page.parent.mkdir(parents=True)
+        page.write_text("<span>Contents</span><article></article>", "utf8")
+    assert bookassets.translate_theme_strings(tmp_path) == 1
+    assert (tmp_path / "book/zh/a.html").read_text("utf8") == "<span>目录</span><article></article>"
+    assert (tmp_path / "book/en/a.html").read_text("utf8") == "<span>Contents</span><article></article>"

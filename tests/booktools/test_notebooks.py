@@ -50,7 +50,8 @@ def run_install_cell(monkeypatch, *, env=None, colab=False):
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    exec(notebooks.install_cell(SETTINGS)["source"], {})
+    monkeypatch.delenv("DLNOTES_LANGUAGE", raising=False)
+    exec(notebooks.install_cell(SETTINGS, language="zh")["source"], {})
     return calls
 
 
@@ -59,8 +60,18 @@ def test_install_cell_installs_from_the_repository_in_colab_only(monkeypatch):
     pip = [sys.executable, "-m", "pip", "install", "--quiet"]
     assert run_install_cell(monkeypatch, colab=True) == [(pip + [SETTINGS.install_source()], True)]
     assert run_install_cell(monkeypatch, env={"DLNOTES_INSTALL_FROM": "/src/code"}) == [(pip + ["/src/code"], True)]
-    cell = notebooks.install_cell(SETTINGS)
+    cell = notebooks.install_cell(SETTINGS, language="en")
     assert cell["metadata"]["tags"] == [notebooks.INSTALL_TAG] and cell["outputs"] == []
+
+
+def test_install_cell_sets_the_figure_language_unless_the_reader_chose_one(monkeypatch):
+    from dlnotes import config
+
+    run_install_cell(monkeypatch)
+    assert config.language() == "zh"
+    monkeypatch.setenv("DLNOTES_LANGUAGE", "en")
+    exec(notebooks.install_cell(SETTINGS, language="zh")["source"], {})
+    assert config.language() == "en"
 
 
 def test_pyobject_source_is_what_inspect_sees():
@@ -122,7 +133,8 @@ def executed_notebook() -> dict:
 def test_colab_notebook_keeps_the_code_and_outputs_and_asks_for_a_gpu():
     source = executed_notebook()
     before = json.dumps(source, sort_keys=True)
-    nb = notebooks.colab_notebook(source, page="book/en/x", root=ROOT, glue={"v": "3.14159"}, settings=SETTINGS)
+    nb = notebooks.colab_notebook(source, page="book/en/x", root=ROOT, glue={"v": {"text/plain": "3.14159"}},
+                                  settings=SETTINGS)
     assert json.dumps(source, sort_keys=True) == before  # the input is not modified
     assert nb["cells"][0]["metadata"]["tags"] == [notebooks.INSTALL_TAG]
     assert [c["source"] for c in nb["cells"][1:] if c["cell_type"] == "code"] == ["a = 1", "a + 1"]
@@ -132,6 +144,18 @@ def test_colab_notebook_keeps_the_code_and_outputs_and_asks_for_a_gpu():
     assert meta["accelerator"] == "GPU" and meta["colab"]["gpuType"] == "T4"
     assert meta["kernelspec"] == {"display_name": "Python 3", "language": "python", "name": "python3"}
     assert "jupytext" not in meta and "source_map" not in meta and nb["nbformat_minor"] >= 5
+
+
+def test_glued_figures_become_attachments_with_their_caption():
+    md = "Text.\n\n```{glue:figure} fig-a-en\n:name: fig-a\n:alt: Two curves\n\nThe loss falls.\nFast.\n```\n\nMore."
+    records = {"fig-a-en": {"image/svg+xml": "<svg/>", "text/plain": "<Figure>"}, "x": {"text/plain": "1"}}
+    out, attachments = notebooks.glued_figures(md, page="p", records=records)
+    assert out == "Text.\n\n![Two curves](attachment:fig-a-en.svg)\n\n*The loss falls. Fast.*\n\nMore."
+    assert attachments == {"fig-a-en.svg": {"image/svg+xml": "<svg/>"}}
+    with pytest.raises(KeyError, match="glued figure 'fig-b-en' not found"):
+        notebooks.glued_figures(md.replace("fig-a-en", "fig-b-en"), page="p", records=records)
+    with pytest.raises(ValueError, match="'x' is not a figure"):
+        notebooks.glued_figures(md.replace("fig-a-en", "x"), page="p", records=records)
 
 
 def test_export_writes_every_executed_chapter_and_skips_pages_without_code(tmp_path):

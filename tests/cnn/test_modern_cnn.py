@@ -171,3 +171,16 @@ def test_timing_helpers_return_positive_times_and_consistent_rows():
     assert [r["receptive_field"] for r in rows] == [5, 5, 7, 7]
     assert rows[0]["macs"] == 2 * 4 * 8 * 8 * 4 * 9 and rows[1]["macs"] == 4 * 8 * 8 * 4 * 25
     assert all(r["seconds"] > 0 for r in rows)
+
+
+def test_narrow_alexnet_divides_the_channels_and_rejects_too_small_images():
+    net = modern_cnn.alexnet(image_size=96, width_divisor=8, fc_width=64)
+    convs = [m.out_channels for m in net if isinstance(m, nn.Conv2d)]
+    assert convs == [12, 32, 48, 48, 32]
+    assert [m.out_features for m in net if isinstance(m, nn.Linear)] == [64, 64, 10]
+    with torch.no_grad():
+        assert net(torch.rand(3, 1, 96, 96)).shape == (3, 10)
+    for too_small in (64, 40):
+        with pytest.raises(ValueError, match="image_size >= 65"):
+            modern_cnn.alexnet(image_size=too_small)
+    modern_cnn.alexnet(image_size=65)  # the smallest that works

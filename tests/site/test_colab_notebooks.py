@@ -54,7 +54,7 @@ def test_notebook(path):
     nb = json.loads(path.read_text("utf8"))
     first = nb["cells"][0]
     assert first["metadata"]["tags"] == [notebooks.INSTALL_TAG]
-    assert first["source"] == notebooks.install_cell(SETTINGS)["source"]
+    assert first["source"] == notebooks.install_cell(SETTINGS, language=page.split("/")[1])["source"]
     meta = nb["metadata"]
     assert meta["kernelspec"]["name"] == "python3" and meta["kernelspec"]["language"] == "python"
     assert meta["accelerator"] == "GPU"

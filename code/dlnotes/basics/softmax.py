@@ -100,3 +100,14 @@ def predict(model: nn.Module, X: Tensor, *, batch_size: int = 1024) -> Tensor:
     device = next(model.parameters()).device
     preds = [model(X[i:i + batch_size].to(device)).argmax(dim=1).cpu() for i in range(0, len(X), batch_size)]
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+def shuffle_pixels(X: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """Each image of X (N, ...) with its pixels in its own random order: the same ink, no shape left.
+
+    Used as "none of the above" examples for a dummy class: they look like no digit, yet have
+    exactly the brightness histogram of one.
+    """
+    flat = X.flatten(1)  # (N, D)
+    order = torch.argsort(torch.rand(flat.shape, generator=generator), dim=1)  # a random permutation per row
+    return flat.gather(1, order).reshape(X.shape)

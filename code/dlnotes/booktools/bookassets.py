@@ -181,12 +181,57 @@ def _copy(app, exception) -> None:
     if exception is None and app.builder.format == "html":
         static = Path(app.outdir) / "_static"
         copy_mathjax(static / "mathjax")
+        translate_theme_strings(Path(app.outdir))  # before the font subset: it adds Chinese characters
         write_cjk_font(static, cjk_characters(Path(app.outdir)))
         (static / SITE_JS).write_text(TOGGLE_JS, "utf8")
         drop_fontawesome_js(Path(app.outdir))
 
 
 PAGE_LANGUAGES = {"book/zh/": "zh-CN", "book/en/": "en"}  # folder prefix -> <html lang>
+
+# The theme's own words on a page (buttons, tooltips, links), which Sphinx renders in the site's one
+# language (en). Chinese pages get them in Chinese.
+THEME_STRINGS_ZH = {
+    "Search": "搜索", "Search this book...": "搜索本书……", "Contents": "目录", "On this page": "本页内容",
+    "Skip to main content": "跳到正文", "Back to top": "回到顶部", "previous": "上一页", "next": "下一页",
+    "previous page": "上一页", "next page": "下一页", "Color mode": "颜色模式", "Light": "浅色",
+    "Dark": "深色", "System Settings": "跟随系统", "Site navigation": "网站导航", "Main": "主菜单",
+    "Toggle primary sidebar": "展开或收起目录", "Toggle secondary sidebar": "展开或收起本页内容",
+    "Launch interactive content": "在线运行", "Launch on Binder": "在 Binder 中运行",
+    "Launch on Colab": "在 Colab 中运行", "Download this page": "下载本页", "Download notebook file": "下载笔记本文件",
+    "Download source file": "下载源文件", "Print to PDF": "打印为 PDF", "Fullscreen mode": "全屏模式",
+    "Index": "索引", "Version warning": "版本提示", "Click to show": "点击显示", "Click to hide": "点击隐藏",
+}
+_THEME_TEXT = re.compile(r">(\s*)(" + "|".join(map(re.escape, sorted(THEME_STRINGS_ZH, key=len, reverse=True))) + r")(\s*)<")
+_THEME_ATTR = re.compile(r'((?:title|aria-label|placeholder|data-bs-title)=")(' +
+                         "|".join(map(re.escape, THEME_STRINGS_ZH)) + r')"')
+_THEME_HINT = re.compile(r"(let toggleHint(?:Show|Hide) = ')(Click to show|Click to hide)(';)")
+
+
+def translate_theme_strings_zh(html: str) -> str:
+    """One Chinese page with the theme's English words (outside the article) in Chinese."""
+    start, end = html.find("<article"), html.rfind("</article>")
+    if start < 0 or end < 0:
+        start = end = len(html)
+
+    def outside(part: str) -> str:
+        part = _THEME_TEXT.sub(lambda m: f">{m[1]}{THEME_STRINGS_ZH[m[2]]}{m[3]}<", part)
+        part = _THEME_ATTR.sub(lambda m: f'{m[1]}{THEME_STRINGS_ZH[m[2]]}"', part)
+        return _THEME_HINT.sub(lambda m: f"{m[1]}{THEME_STRINGS_ZH[m[2]]}{m[3]}", part)
+
+    return outside(html[:start]) + html[start:end] + outside(html[end:])
+
+
+def translate_theme_strings(html_dir: Path) -> int:
+    """Translate the theme's words on every Chinese page (book/zh/); return how many pages changed."""
+    changed = 0
+    for path in sorted((Path(html_dir) / "book" / "zh").rglob("*.html")):
+        text = path.read_text("utf8")
+        new = translate_theme_strings_zh(text)
+        if new != text:
+            path.write_text(new, "utf8")
+            changed += 1
+    return changed
 
 
 def page_language(pagename: str, *, default: str | None) -> str | None:
@@ -196,6 +241,32 @@ def page_language(pagename: str, *, default: str | None) -> str | None:
 
 def _set_page_language(app, pagename, templatename, context, doctree) -> None:
     context["language"] = page_language(pagename, default=app.config.language)
+    if "body" in context:
+        label = "图" if context["language"].startswith("zh") else "Fig."
+        context["body"] = renumber_figures(context["body"], local_figure_numbers(app.env.toc_fignumbers), label=label)
+
+
+FIGURE_NUMBER = re.compile(r'(<span class="(?:caption-number|std std-numref)">)Fig\. ([\d.]+)')
+
+
+def local_figure_numbers(toc_fignumbers: dict) -> dict[str, str]:
+    """Each figure's number across the book -> its number on its own page: {"5": "2", ...}.
+
+    Without numbered sections Sphinx counts figures through the whole book, so the first English
+    figure would come after every Chinese one. Twins have the same figures in the same order, so
+    they get the same numbers. (Sphinx's numbers are left alone: changing them in the environment
+    would make it rewrite every page with a figure on every build.)
+    """
+    mapping = {}
+    for figures_by_type in toc_fignumbers.values():
+        for i, number in enumerate(sorted(figures_by_type.get("figure", {}).values()), start=1):
+            mapping[".".join(map(str, number))] = str(i)
+    return mapping
+
+
+def renumber_figures(body: str, mapping: dict[str, str], *, label: str) -> str:
+    """Captions and figure references of a page with per-page numbers and the page's word for "Fig."."""
+    return FIGURE_NUMBER.sub(lambda m: f"{m[1]}{label} {mapping.get(m[2], m[2])}", body)
 
 
 def unique_scripts(scripts: list) -> list:

@@ -23,6 +23,8 @@ import json
 import os
 from pathlib import Path
 
+BUILD_ENV = "DLNOTES_BUILD"  # = dlnotes.book.BUILD_ENV, not imported here: that would load torch into Sphinx
+
 STATE_FILE = "dlnotes-deps.json"
 
 
@@ -172,4 +174,5 @@ def setup(app) -> dict:
     app.add_config_value("dlnotes_cache_package", "dlnotes", "env")
     app.add_config_value("dlnotes_cache_package_dir", "", "env")
     app.connect("env-get-outdated", _outdated)
+    os.environ[BUILD_ENV] = "1"  # kernels MyST-NB starts itself inherit it, as bookexec's do
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -110,6 +110,7 @@ def _execute(path: str, timeout: int, threads: int) -> tuple[str, float, str | N
 
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # the kernel inherits this environment
         os.environ[name] = str(threads)
+    os.environ[bookcache.BUILD_ENV] = "1"  # book.glue_by_language: glue each language's figure, display none
     nb = read_chapter(Path(path))
     with tempfile.TemporaryDirectory() as cwd:  # as run_in_temp: chapters write nothing beside their sources
         result = single_nb_execution(nb, cwd=cwd, allow_errors=False, timeout=timeout, meta_override=True)

@@ -74,12 +74,14 @@ def read_settings(root: Path) -> BookSettings:
                         site_url=html["baseurl"].rstrip("/") + "/")
 
 
-def install_cell(settings: BookSettings) -> dict:
-    """The first cell: ``pip install`` the package in Colab (or from ``DLNOTES_INSTALL_FROM``)."""
+def install_cell(settings: BookSettings, *, language: str) -> dict:
+    """The first cell: ``pip install`` the package in Colab (or from ``DLNOTES_INSTALL_FROM``); set the language."""
     source = f'''# Colab: install this book's package, dlnotes, from its repository. Elsewhere this cell does nothing
 # (install it yourself: pip install "{settings.install_source()}"),
 # unless DLNOTES_INSTALL_FROM names a source to install from instead, e.g. a local checkout's code/ folder.
+# The figures of this notebook are labelled in DLNOTES_LANGUAGE ("zh" or "en").
 import os, subprocess, sys
+os.environ.setdefault("DLNOTES_LANGUAGE", "{language}")
 source = os.environ.get("DLNOTES_INSTALL_FROM") or ("google.colab" in sys.modules and "{settings.install_source()}")
 if source:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", source], check=True)'''
@@ -93,6 +95,7 @@ _LITERALINCLUDE = re.compile(r"^(`{3,})\{literalinclude\}\s+(\S+)\n((?::[\w-]+:.
 _GLUE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
 _FENCE_OPEN = re.compile(r"^(:{3,})\{([\w-]+)\}[ \t]*(.*)$")
 _LINK = re.compile(r"\]\((?!https?://|mailto:|#)([^)\s]+?\.md)(#[^)\s]*)?\)")
+_GLUE_FIGURE = re.compile(r"^(`{3,})\{glue:figure\}[ \t]+(\S+)\n((?::[\w-]+:.*\n)*)((?:(?!\1).*\n)*?)\1[ \t]*$", re.M)
 _EXEC_TABLE = re.compile(r"^(`{3,})\{nb-exec-table\}[^\n]*\n\1[ \t]*$", re.M)  # the build's table of executions
 
 
@@ -112,12 +115,43 @@ def python_object_source(path: Path, name: str) -> str:
     return "\n".join(line[indent:] for line in lines)
 
 
-def glue_values(glue_file: Path) -> dict[str, str]:
-    """name -> text/plain of every value a chapter glued (MyST-NB's ``<page>.glue.json``)."""
+def glue_records(glue_file: Path) -> dict[str, dict]:
+    """name -> mime bundle (``{"text/plain": ..., "image/svg+xml": ...}``) of every value a chapter glued."""
     if not glue_file.is_file():
         return {}
-    records = json.loads(glue_file.read_text("utf8"))
-    return {name: record["data"]["text/plain"] for name, record in records.items() if "text/plain" in record["data"]}
+    return {name: record["data"] for name, record in json.loads(glue_file.read_text("utf8")).items()}
+
+
+def glue_values(glue_file: Path) -> dict[str, str]:
+    """name -> text/plain of every value a chapter glued (MyST-NB's ``<page>.glue.json``)."""
+    return {name: data["text/plain"] for name, data in glue_records(glue_file).items() if "text/plain" in data}
+
+
+FIGURE_MIMES = ("image/svg+xml", "image/png", "image/jpeg")
+
+
+def glued_figures(source: str, *, page: str, records: dict[str, dict]) -> tuple[str, dict]:
+    """``{glue:figure}`` blocks become an attached image and the caption: (markdown, cell attachments).
+
+    In the book each twin page shows its own language's glued figure; in the notebook the figure
+    comes along as an attachment of the markdown cell, so it shows before anything is run.
+    """
+    attachments: dict[str, dict] = {}
+
+    def figure(match: re.Match) -> str:
+        name, options, caption = match[2], dict(re.findall(r"^:([\w-]+):[ \t]*(.*)$", match[3], re.M)), match[4]
+        bundle = records.get(name)
+        if bundle is None:
+            raise KeyError(f"{page}: glued figure {name!r} not found (was the chapter executed?)")
+        mime = next((m for m in FIGURE_MIMES if m in bundle), None)
+        if mime is None:
+            raise ValueError(f"{page}: glued value {name!r} is not a figure (it has {sorted(bundle)})")
+        filename = f"{name}.{mime.split('/')[1].split('+')[0]}"
+        attachments[filename] = {mime: bundle[mime]}
+        alt = options.get("alt", caption.strip().split("\n")[0])
+        return f"![{alt}](attachment:{filename})\n\n*{' '.join(caption.split())}*"
+
+    return _GLUE_FIGURE.sub(figure, source), attachments
 
 
 def format_glued(text: str, spec: str | None) -> str:
@@ -175,14 +209,21 @@ def _quote_fences(text: str) -> str:
 
 # --- whole notebooks ----------------------------------------------------------------------------
 
-def colab_notebook(executed: dict, *, page: str, root: Path, glue: dict[str, str], settings: BookSettings) -> dict:
-    """The Colab-ready copy of one executed chapter notebook (the input is not modified)."""
+def colab_notebook(executed: dict, *, page: str, root: Path, glue: dict[str, dict], settings: BookSettings) -> dict:
+    """The Colab-ready copy of one executed chapter notebook (the input is not modified).
+
+    ``glue`` holds the chapter's glued values as mime bundles (``glue_records``).
+    """
     notebook = copy.deepcopy(executed)
-    cells = [install_cell(settings)]
+    cells = [install_cell(settings, language="zh" if "/zh/" in f"/{page}" else "en")]
+    texts = {name: data["text/plain"] for name, data in glue.items() if "text/plain" in data}
     for cell in notebook["cells"]:
         if cell["cell_type"] == "markdown":
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            cell["source"] = plain_markdown(source, page=page, root=Path(root), glue=glue, site_url=settings.site_url)
+            source, attachments = glued_figures(source, page=page, records=glue)
+            cell["source"] = plain_markdown(source, page=page, root=Path(root), glue=texts, site_url=settings.site_url)
+            if attachments:
+                cell["attachments"] = attachments
         cells.append(cell)
     notebook["cells"] = cells
     metadata = notebook["metadata"]
@@ -240,7 +281,7 @@ def write_colab_notebook(page: str, *, build: Path, root: Path, out: Path, setti
     """Write the Colab-ready notebook of ``page`` to ``out/<page>.ipynb`` and return its path."""
     source = Path(build) / "jupyter_execute" / f"{page}.ipynb"
     notebook = colab_notebook(executed_notebook(build, page), page=page, root=root,
-                              glue=glue_values(source.with_suffix(".glue.json")), settings=settings)
+                              glue=glue_records(source.with_suffix(".glue.json")), settings=settings)
     target = Path(out) / f"{page}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(notebook, ensure_ascii=False, indent=1, sort_keys=True) + "\n"

@@ -26,24 +26,33 @@ def _pooled(n: int, *, kernel_size: int = 3, stride: int = 2, padding: int = 0) 
 
 
 def alexnet(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 224,
-            dropout: float = 0.5) -> nn.Sequential:
-    """AlexNet as d2l builds it: five convolutions, three max-pools, two 4096-wide dense layers."""
-    side = _pooled(conv.conv_output_size(image_size, kernel_size=11, stride=4, padding=1))  # 224 -> 54 -> 26
-    side = _pooled(_pooled(side))  # the 5x5 and 3x3 convolutions keep the size: 26 -> 12 -> 5
+            dropout: float = 0.5, width_divisor: int = 1, fc_width: int = 4096) -> nn.Sequential:
+    """AlexNet as d2l builds it: five convolutions, three max-pools, two 4096-wide dense layers.
+
+    ``width_divisor`` divides every convolution's channels (96, 256, 384, 384, 256) and
+    ``fc_width`` sets the dense layers, for a narrow AlexNet that trains on a CPU.
+    """
+    c1, c2, c3, c4, c5 = (max(1, c // width_divisor) for c in (96, 256, 384, 384, 256))
+    side = conv.conv_output_size(image_size, kernel_size=11, stride=4, padding=1)  # 224 -> 54
+    for _ in range(3):  # three 3x3 stride-2 pools; the 5x5 and 3x3 convolutions keep the size: 54 -> 26 -> 12 -> 5
+        side = _pooled(side) if side >= 3 else 0
+    if side < 1:
+        raise ValueError(f"AlexNet's stride-4 convolution and three 3x3 stride-2 pools need image_size >= 65, "
+                         f"got {image_size}")
     return nn.Sequential(
         # a large window and stride 4: the input is big, and the first layer must shrink it fast
-        nn.Conv2d(in_channels, 96, kernel_size=11, stride=4, padding=1), nn.ReLU(),
+        nn.Conv2d(in_channels, c1, kernel_size=11, stride=4, padding=1), nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(96, 256, kernel_size=5, padding=2), nn.ReLU(),
+        nn.Conv2d(c1, c2, kernel_size=5, padding=2), nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
-        nn.Conv2d(384, 384, kernel_size=3, padding=1), nn.ReLU(),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(c2, c3, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(c3, c4, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(c4, c5, kernel_size=3, padding=1), nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2),
         nn.Flatten(),  # (B, 256, 5, 5) -> (B, 6400) at 224 x 224
-        nn.Linear(256 * side * side, 4096), nn.ReLU(), nn.Dropout(dropout),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(dropout),
-        nn.Linear(4096, num_classes),
+        nn.Linear(c5 * side * side, fc_width), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(fc_width, fc_width), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(fc_width, num_classes),
     )
 
 
