@@ -285,3 +285,15 @@ def test_canvas_is_an_empty_figure_for_subfigures():
     left, right = fig.subfigures(1, 2)
     left.subplots(2, 2)
     assert len(fig.axes) == 4
+
+
+def test_plot_history_labels_in_one_language_with_a_labeller():
+    from dlnotes.train import History
+
+    history = History(metrics={"train_loss": [1.0, 0.5], "test_accuracy": [0.5, 0.7]}, seconds=1.0, examples=10)
+    zh = plot.plot_history(history, t=lambda zh, en: zh)
+    en = plot.plot_history(history, t=lambda zh, en: en)
+    assert zh.axes[0].get_xlabel() == "迭代周期" and en.axes[0].get_xlabel() == "epoch"
+    assert [t.get_text() for t in en.axes[1].get_legend().get_texts()] == ["test acc"]
+    both = plot.plot_history(history)
+    assert both.axes[0].get_xlabel() == "迭代周期 epoch"

@@ -19,13 +19,17 @@ from matplotlib.figure import Figure
 
 from dlnotes import config
 
-# Bilingual names of the quantities fit() records (figures are shared by both languages).
-LABELS = {
-    "train_loss": "训练损失 train loss",
-    "test_loss": "测试损失 test loss",
-    "train_accuracy": "训练准确率 train acc",
-    "test_accuracy": "测试准确率 test acc",
+# The quantities fit() records, in both languages: (zh, en).
+NAMES = {
+    "train_loss": ("训练损失", "train loss"),
+    "test_loss": ("测试损失", "test loss"),
+    "train_accuracy": ("训练准确率", "train acc"),
+    "test_accuracy": ("测试准确率", "test acc"),
+    "loss": ("损失", "loss"),
+    "epoch": ("迭代周期", "epoch"),
 }
+# The same, both languages in one label, for figures not yet drawn per language (see per_language).
+LABELS = {key: f"{zh} {en}" for key, (zh, en) in NAMES.items()}
 _CJK_FONT = "Noto Sans CJK SC"
 
 
@@ -159,20 +163,24 @@ def scatter(x, y, *, xlabel: str = "", ylabel: str = "", title: str | None = Non
     return fig
 
 
-def plot_history(history, *, title: str | None = None) -> Figure:
-    """Loss per epoch on the left; every other recorded metric (e.g. accuracy) on the right."""
+def plot_history(history, *, title: str | None = None, t: Callable[[str, str], str] | None = None) -> Figure:
+    """Loss per epoch on the left; every other recorded metric (e.g. accuracy) on the right.
+
+    ``t`` is ``per_language``'s labeller; without it the labels carry both languages.
+    """
+    name = (lambda key: t(*NAMES[key])) if t is not None else (lambda key: LABELS[key])
     losses = {k: v for k, v in history.metrics.items() if k.endswith("loss")}
     others = {k: v for k, v in history.metrics.items() if not k.endswith("loss")}
     fig, axes = figure(ncols=2 if others else 1, figsize=(8.0, 3.0) if others else None)
     axes = np.atleast_1d(axes)
     epochs = np.arange(1, history.num_epochs + 1)
-    for ax, group, ylabel in ((axes[0], losses, "损失 loss"), (axes[-1], others, "")):
+    for ax, group, ylabel in ((axes[0], losses, name("loss")), (axes[-1], others, "")):
         if not group:
             continue
         for key, values in group.items():
             ax.plot(epochs, values, "--" if key.startswith("test") else "-", marker=".",
-                    label=LABELS.get(key, key))
-        ax.set_xlabel("迭代周期 epoch")
+                    label=name(key) if key in NAMES else key)
+        ax.set_xlabel(name("epoch"))
         ax.set_ylabel(ylabel)
         ax.legend()
     if title:
