@@ -282,7 +282,6 @@ def test_every_chapter_ends_with_a_summary_before_its_exercises(page: Path):
 # Chapters whose figures still carry both languages in one label ("训练损失 train loss"), drawn once
 # for both pages. They move to plot.per_language one by one; the list only shrinks.
 BILINGUAL_LABELS = {f"{part}/{name}" for part, names in {
-    "training": ("numerical-stability",),
     "cnn": ("dense-to-conv", "convolution", "padding-pooling", "lenet", "modern-cnns", "batch-norm", "resnet",
             "transposed-dilated", "augmentation", "fine-tuning"),
 }.items() for name in names}
