@@ -282,7 +282,7 @@ def test_every_chapter_ends_with_a_summary_before_its_exercises(page: Path):
 # Chapters whose figures still carry both languages in one label ("训练损失 train loss"), drawn once
 # for both pages. They move to plot.per_language one by one; the list only shrinks.
 BILINGUAL_LABELS = {f"{part}/{name}" for part, names in {
-    "cnn": ("lenet", "resnet", "augmentation"),
+    "cnn": ("lenet", "augmentation"),
 }.items() for name in names}
 LABEL_PAIR = re.compile(r"""\(\s*f?(?:"[^"]*[\u4e00-\u9fff][^"]*"|'[^']*[\u4e00-\u9fff][^']*')\s*,\s*f?["']""")  # ("中文", "English")
 
