@@ -279,21 +279,12 @@ def test_every_chapter_ends_with_a_summary_before_its_exercises(page: Path):
     assert len(re.findall(r"^- ", body, flags=re.M)) >= 3, f"{rel(page)}: the summary needs at least three points"
 
 
-# Chapters whose figures still carry both languages in one label ("训练损失 train loss"), drawn once
-# for both pages. They move to plot.per_language one by one; the list only shrinks.
-BILINGUAL_LABELS = {f"{part}/{name}" for part, names in {
-    "cnn": ("lenet", "augmentation"),
-}.items() for name in names}
 LABEL_PAIR = re.compile(r"""\(\s*f?(?:"[^"]*[\u4e00-\u9fff][^"]*"|'[^']*[\u4e00-\u9fff][^']*')\s*,\s*f?["']""")  # ("中文", "English")
 
 
 @pytest.mark.parametrize("page", [p for p in CHAPTERS if "en" in p.parts], ids=rel)
 def test_code_writes_chinese_only_as_the_first_of_a_zh_en_pair(page: Path):
-    chapter = f"{page.parent.name}/{page.stem}"
     lines = [line for cell in chapters.code_cells(page) for line in cell.split("\n")
              if re.search(r"[\u4e00-\u9fff]", line) and not LABEL_PAIR.search(line)]
-    if chapter in BILINGUAL_LABELS:
-        assert lines, f"{chapter} has no mixed labels left: remove it from BILINGUAL_LABELS"
-        return
     assert not lines, (f"{rel(page)}: Chinese outside a (zh, en) label pair, so the English page would show it; "
                        f"draw with plot.per_language and t('中文', 'English'): {lines[:3]}")

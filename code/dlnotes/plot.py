@@ -28,8 +28,7 @@ NAMES = {
     "loss": ("损失", "loss"),
     "epoch": ("迭代周期", "epoch"),
 }
-# The same, both languages in one label, for figures not yet drawn per language (see per_language).
-LABELS = {key: f"{zh} {en}" for key, (zh, en) in NAMES.items()}
+
 _CJK_FONT = "Noto Sans CJK SC"
 
 
@@ -163,12 +162,12 @@ def scatter(x, y, *, xlabel: str = "", ylabel: str = "", title: str | None = Non
     return fig
 
 
-def plot_history(history, *, title: str | None = None, t: Callable[[str, str], str] | None = None) -> Figure:
+def plot_history(history, *, t: Callable[[str, str], str], title: str | None = None) -> Figure:
     """Loss per epoch on the left; every other recorded metric (e.g. accuracy) on the right.
 
-    ``t`` is ``per_language``'s labeller; without it the labels carry both languages.
+    ``t`` is ``per_language``'s labeller: ``plot.per_language(lambda t: plot.plot_history(h, t=t))``.
     """
-    name = (lambda key: t(*NAMES[key])) if t is not None else (lambda key: LABELS[key])
+    name = lambda key: t(*NAMES[key])  # noqa: E731
     losses = {k: v for k, v in history.metrics.items() if k.endswith("loss")}
     others = {k: v for k, v in history.metrics.items() if not k.endswith("loss")}
     fig, axes = figure(ncols=2 if others else 1, figsize=(8.0, 3.0) if others else None)

@@ -122,3 +122,10 @@ def test_the_measured_mark_is_the_one_plot_writes():
     from dlnotes import plot
 
     assert benchreport.MEASURED_MARK == f'id="{plot.MEASURED}"'
+
+
+def test_glued_figures_of_measured_times_count_as_timings():
+    measured = {"image/svg+xml": '<svg><g id="dlnotes-measured"></g></svg>', "text/plain": "<Figure>"}
+    plain = {"image/svg+xml": "<svg><g></g></svg>", "text/plain": "<Figure>"}
+    assert benchreport.measured_figure(measured)
+    assert not benchreport.measured_figure(plain) and not benchreport.measured_figure(None)

@@ -55,3 +55,9 @@ def test_channel_purity_and_bad_k():
     torch.testing.assert_close(features.channel_purity(maps, labels, k=2), torch.tensor([1.0, 0.5], dtype=torch.float64))
     with pytest.raises(ValueError, match="larger than the number of inputs"):
         features.channel_purity(maps, labels, k=7)
+
+
+def test_top_inputs_breaks_ties_by_index():
+    strength = torch.tensor([1.0, 3.0, 3.0, 2.0, 3.0])
+    assert features.top_inputs(strength, k=4).tolist() == [1, 2, 4, 3]
+    assert features.top_inputs(strength, k=10).tolist() == [1, 2, 4, 3, 0]

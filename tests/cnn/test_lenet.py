@@ -101,7 +101,7 @@ def test_failure_setups_change_exactly_one_thing():
     forgot = lenet.failure_setup("eval forgotten", data, optimizer="sgd", lr=0.1, dropout=0.3)
     assert forgot.dropout == 0.3 and forgot.forgot_eval
     assert set(lenet.CAUSES) == {"correct", "pixels 0-255", "lr too large", "lr too small", "labels shuffled",
-                                 "classes shifted", "eval forgotten"} == set(lenet.CAUSE_LABELS)
+                                 "classes shifted", "eval forgotten"} == set(lenet.CAUSE_NAMES)
 
 
 def test_unscaled_pixels_saturate_the_first_sigmoid_layer():

@@ -54,6 +54,14 @@ def _first(value) -> int:
     return value[0] if isinstance(value, tuple) else int(value)
 
 
+def top_inputs(strength: Tensor, *, k: int) -> Tensor:
+    """Indices of the k largest values of strength (N,), ties in index order: the same answer on every run.
+
+    ``topk`` may order equal values differently from run to run (saturated sigmoids give many).
+    """
+    return torch.sort(strength, descending=True, stable=True).indices[:k]
+
+
 def top_patches(X: Tensor, maps: Tensor, *, channel: int, k: int, field: tuple[int, int, int]) -> Tensor:
     """The k input patches (k, C_in, size, size) where ``maps[:, channel]`` has its k largest values.
 
@@ -64,7 +72,7 @@ def top_patches(X: Tensor, maps: Tensor, *, channel: int, k: int, field: tuple[i
     size, jump, offset = field
     values = maps[:, channel].flatten(1)  # (N, h * w)
     best, where = values.max(dim=1)  # each image's strongest response and its position
-    images = best.topk(min(k, len(best))).indices
+    images = top_inputs(best, k=k)
     w = maps.shape[-1]
     padded = nn.functional.pad(X, (size, size, size, size))  # room for fields past the border
     patches = []
@@ -84,7 +92,7 @@ def channel_purity(maps: Tensor, labels: Tensor, *, k: int) -> Tensor:
     if k > len(labels):
         raise ValueError(f"k = {k} is larger than the number of inputs, {len(labels)}")
     strength = maps.flatten(2).amax(dim=2) if maps.ndim > 2 else maps  # (N, C)
-    top = strength.topk(k, dim=0).indices  # (k, C): the k strongest inputs of each channel
+    top = torch.stack([top_inputs(strength[:, c], k=k) for c in range(strength.shape[1])], dim=1)  # (k, C)
     counts = torch.stack([torch.bincount(labels[top[:, c]], minlength=int(labels.max()) + 1)
                           for c in range(strength.shape[1])])  # (C, num_classes)
     return counts.amax(dim=1).double() / k

@@ -190,10 +190,11 @@ def class_order_in_fresh_process(names: Sequence[str], *, hash_seed: int) -> lis
 
 CAUSES = ("correct", "pixels 0-255", "lr too large", "lr too small", "labels shuffled",
           "classes shifted", "eval forgotten")
-CAUSE_LABELS = {  # bilingual names for figures and tables (shared by both languages)
-    "correct": "正确 correct", "pixels 0-255": "像素 0-255 pixels", "lr too large": "学习率过大 lr too large",
-    "lr too small": "学习率过小 lr too small", "labels shuffled": "标签打乱 labels shuffled",
-    "classes shifted": "类别错位 classes shifted", "eval forgotten": "忘了 eval() eval forgotten",
+CAUSE_NAMES = {  # (zh, en) names for the figures, drawn once per language (plot.per_language)
+    "correct": ("正确", "correct"), "pixels 0-255": ("像素 0-255", "pixels 0-255"),
+    "lr too large": ("学习率过大", "lr too large"), "lr too small": ("学习率过小", "lr too small"),
+    "labels shuffled": ("标签打乱", "labels shuffled"), "classes shifted": ("类别错位", "classes shifted"),
+    "eval forgotten": ("忘了 eval()", "eval forgotten"),
 }
 
 
