@@ -299,3 +299,13 @@ def test_plot_history_labels_in_one_language_with_a_labeller():
     assert [t.get_text() for t in en.axes[1].get_legend().get_texts()] == ["test acc"]
     with pytest.raises(TypeError, match="t"):
         plot.plot_history(history)  # a figure with words is drawn for one language at a time
+
+
+def test_mosaic_lays_pictures_out_with_gaps_and_pads_short_rows():
+    rows = [torch.zeros(3, 2, 2), torch.full((1, 2, 2), 0.5)]
+    m = plot.mosaic(rows, gap=1, fill=1.0)
+    assert m.shape == (2 * 2 + 1, 3 * 2 + 2)
+    assert m[:2, :2].eq(0).all() and m[2].eq(1).all()  # first picture, then the gap row
+    assert m[3:, :2].eq(0.5).all() and m[3:, 3:].eq(1).all()  # the short row is padded
+    with pytest.raises(ValueError, match="equal-sized pictures"):
+        plot.mosaic([torch.zeros(2, 2, 2), torch.zeros(1, 3, 3)])

@@ -187,6 +187,24 @@ def plot_history(history, *, t: Callable[[str, str], str], title: str | None = N
     return fig
 
 
+def mosaic(rows: Sequence, *, gap: int = 1, fill: float = 1.0) -> torch.Tensor:
+    """Grey pictures laid out in one image: rows[i] is (n_i, H, W); a gap of ``fill`` between them.
+
+    One ``imshow`` of a mosaic draws much faster than one axes per picture (a grid of 72
+    patches took seconds). Short rows are padded with ``fill``.
+    """
+    rows = [torch.as_tensor(_numpy(r)) for r in rows]
+    if not rows or any(r.ndim != 3 for r in rows) or len({tuple(r.shape[1:]) for r in rows}) != 1:
+        raise ValueError(f"mosaic needs rows of equal-sized pictures (n, H, W), got {[tuple(r.shape) for r in rows]}")
+    h, w = rows[0].shape[1:]
+    n = max(len(r) for r in rows)
+    out = torch.full((len(rows) * (h + gap) - gap, n * (w + gap) - gap), fill, dtype=torch.float32)
+    for i, row in enumerate(rows):
+        for j, picture in enumerate(row):
+            out[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = picture
+    return out
+
+
 def show_images(images, *, titles: Sequence[str] | None = None, ncols: int = 8,
                 scale: float = 1.1, cmap: str = "gray", photo: bool | None = None) -> Figure:
     """A grid of images: (N, H, W), (N, 1, H, W) grey or (N, 3, H, W) colour, values in [0, 1].
