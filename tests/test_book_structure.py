@@ -279,7 +279,9 @@ def test_every_chapter_ends_with_a_summary_before_its_exercises(page: Path):
     assert len(re.findall(r"^- ", body, flags=re.M)) >= 3, f"{rel(page)}: the summary needs at least three points"
 
 
-LABEL_PAIR = re.compile(r"""\(\s*f?(?:"[^"]*[\u4e00-\u9fff][^"]*"|'[^']*[\u4e00-\u9fff][^']*')\s*,\s*f?["']""")  # ("中文", "English")
+_STRING = r"""f?(?:"[^"]*"|'[^']*')"""
+_CJK_STRING = r"""f?(?:"[^"]*[\u4e00-\u9fff][^"]*"|'[^']*[\u4e00-\u9fff][^']*')"""
+LABEL_PAIR = re.compile(rf"\(\s*{_CJK_STRING}\s*,\s*{_STRING}\s*\)")  # ("中文", "English"), exactly two
 
 
 @pytest.mark.parametrize("page", [p for p in CHAPTERS if "en" in p.parts], ids=rel)
