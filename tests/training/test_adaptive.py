@@ -122,13 +122,6 @@ def test_scratch_schedule_equals_torch_schedulers():
         scheduler.step()
 
 
-def test_descent_path_with_sgd_equals_plain_gradient_descent():
-    f = lambda x: opt.diagonal_quadratic(x, coeffs=(0.1, 2.0))  # noqa: E731
-    path = ad.descent_path(lambda p: linreg.SGDScratch(p, lr=0.2), f, torch.tensor([-5.0, -2.0]), num_steps=5)
-    torch.testing.assert_close(path[-1], torch.tensor([-5.0 * 0.96**5, -2.0 * 0.2**5]))
-    assert path.shape == (6, 2)
-
-
 def test_adaptive_optimisers_shrug_off_a_badly_scaled_feature_plain_sgd_does_not():
     g = torch.Generator().manual_seed(0)
     X = torch.randn(200, 3, generator=g)

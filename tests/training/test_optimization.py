@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlnotes.basics import ml_basics
+from dlnotes.basics import linreg, ml_basics
 from dlnotes.training import optimization as opt
 
 
@@ -151,3 +151,10 @@ def test_decaying_learning_rate_beats_the_same_constant_one_with_batch_size_one(
 
 def test_seconds_per_step_is_positive():
     assert 0 < opt.seconds_per_step(batch_size=16, num_features=3, num_steps=3) < 1
+
+
+def test_descent_path_with_sgd_equals_plain_gradient_descent():
+    f = lambda x: opt.diagonal_quadratic(x, coeffs=(0.1, 2.0))  # noqa: E731
+    path = opt.descent_path(lambda p: linreg.SGDScratch(p, lr=0.2), f, torch.tensor([-5.0, -2.0]), num_steps=5)
+    torch.testing.assert_close(path[-1], torch.tensor([-5.0 * 0.96**5, -2.0 * 0.2**5]))
+    assert path.shape == (6, 2)

@@ -172,22 +172,6 @@ def torch_warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, 
 MakeOptimizer = Callable[[list[nn.Parameter]], object]  # params -> an object with step() and zero_grad()
 
 
-def descent_path(make_optimizer: MakeOptimizer, f: Callable[[Tensor], Tensor], start: Tensor, *,
-                 num_steps: int) -> Tensor:
-    """Minimise f from ``start`` with any optimiser; returns the path (num_steps + 1, *start.shape)."""
-    if num_steps < 0:
-        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
-    theta = nn.Parameter(start.detach().clone())
-    optimizer = make_optimizer([theta])
-    path = [theta.detach().clone()]
-    for _ in range(num_steps):
-        optimizer.zero_grad()
-        f(theta).sum().backward()
-        optimizer.step()
-        path.append(theta.detach().clone())
-    return torch.stack(path)
-
-
 def fit_linear(X: Tensor, y: Tensor, *, make_optimizer: MakeOptimizer, num_steps: int,
                lr_factor: Callable[[int], float] | None = None) -> Tensor:
     """Full-batch training of a linear model from w = 0, b = 0; the squared loss before each step and at the end.

@@ -69,23 +69,34 @@ class SGDMomentumScratch:
             p.grad = None
 
 
+def descent_path(make_optimizer: Callable[[list[nn.Parameter]], object], f: Callable[[Tensor], Tensor],
+                 start: Tensor, *, num_steps: int) -> Tensor:
+    """Minimise f from ``start`` with any optimiser (params -> step/zero_grad); the path (num_steps + 1, *start.shape).
+
+    ``start`` may hold several independent runs: their losses are summed, which leaves each run
+    its own gradient.
+    """
+    if num_steps < 0:
+        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    theta = nn.Parameter(start.detach().clone())
+    optimizer = make_optimizer([theta])
+    path = [theta.detach().clone()]
+    for _ in range(num_steps):
+        optimizer.zero_grad()
+        f(theta).sum().backward()
+        optimizer.step()
+        path.append(theta.detach().clone())
+    return torch.stack(path)
+
+
 def momentum_descent(loss_fn: Callable[[Tensor], Tensor], start: Tensor, *, lr: float | Tensor,
                      beta: float, num_steps: int) -> Tensor:
     """Like ``basics.gradient_descent`` but with momentum; returns the path (num_steps + 1, *start.shape).
 
     With ``beta = 0`` it is plain gradient descent, step for step.
     """
-    if num_steps < 0:
-        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
-    theta = nn.Parameter(start.detach().clone())
-    optimizer = SGDMomentumScratch([theta], lr=lr, beta=beta)
-    path = [theta.detach().clone()]
-    for _ in range(num_steps):
-        optimizer.zero_grad()
-        loss_fn(theta).sum().backward()  # independent runs: the sum leaves each gradient its own
-        optimizer.step()
-        path.append(theta.detach().clone())
-    return torch.stack(path)
+    return descent_path(lambda params: SGDMomentumScratch(params, lr=lr, beta=beta), loss_fn, start,
+                        num_steps=num_steps)
 
 
 # --- Convexity ---------------------------------------------------------------------------------
