@@ -2,6 +2,7 @@
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,11 @@ def test_torch_is_the_cpu_build_from_pytorchs_cpu_index_at_the_books_versions():
 def test_every_runtime_dependency_of_the_chapters_is_pinned_as_the_book_pins_it():
     binder, book = pins(BINDER / "requirements.txt"), pins(ROOT / "requirements.txt")
     # the package's own dependencies and extras (code/pyproject.toml), plus pandas (house prices)
-    for name in ("numpy", "matplotlib", "mlxtend", "scikit-learn", "mplfonts", "pandas"):
+    project = tomllib.loads((ROOT / "code" / "pyproject.toml").read_text("utf8"))["project"]
+    wanted = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    names = {re.split(r"[<>=!~ ]", r, maxsplit=1)[0] for r in wanted} - {"torch"}
+    assert {"numpy", "mlxtend", "statsmodels", "opencc"} <= names
+    for name in sorted(names | {"pandas"}):
         assert binder.get(name) == book[name], name
     assert binder["jupytext"] == book["jupytext"]  # .md chapters open as notebooks
 

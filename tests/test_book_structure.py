@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -286,7 +287,76 @@ LABEL_PAIR = re.compile(rf"\(\s*{_CJK_STRING}\s*,\s*{_STRING}\s*\)")  # ("中文
 
 @pytest.mark.parametrize("page", [p for p in CHAPTERS if "en" in p.parts], ids=rel)
 def test_code_writes_chinese_only_as_the_first_of_a_zh_en_pair(page: Path):
+    # Chinese text that is the data of an experiment (a sentence to segment) is marked as such
     lines = [line for cell in chapters.code_cells(page) for line in cell.split("\n")
-             if re.search(r"[\u4e00-\u9fff]", line) and not LABEL_PAIR.search(line)]
+             if re.search(r"[\u4e00-\u9fff]", line) and not LABEL_PAIR.search(line)
+             and not line.rstrip().endswith("# data in Chinese")]
     assert not lines, (f"{rel(page)}: Chinese outside a (zh, en) label pair, so the English page would show it; "
                        f"draw with plot.per_language and t('中文', 'English'): {lines[:3]}")
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=rel)
+def test_no_code_cell_is_empty(page: Path):
+    # an empty cell renders as an empty code box on the site and in the notebooks
+    empty = [i for i, cell in enumerate(chapters.code_cells(page)) if not cell.strip()]
+    assert not empty, f"{rel(page)}: code cells {empty} (counting from 0) are empty"
+
+
+def display_width(line: str) -> int:
+    """Columns a line takes in a monospace font: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
+def shown_code_lines() -> list[tuple[str, int, int]]:
+    """(where, line number, width) of every line the site shows as code: the package outside
+    booktools (any object may be included) and the chapters' visible cells. Cells with hidden input
+    (drawing code, shown on request) are not included."""
+    lines = []
+    for path in sorted((ROOT / "code" / "dlnotes").rglob("*.py")):
+        if "booktools" not in path.parts:
+            lines += [(rel(path), i, display_width(line))
+                      for i, line in enumerate(path.read_text("utf8").splitlines(), 1)]
+    for page in NOTEBOOKS:
+        for k, cell in enumerate(chapters.read_chapter(page).cells):
+            tags = cell.metadata.get("tags", [])
+            if cell.cell_type == "code" and not {"remove-input", "remove-cell", "hide-input"} & set(tags):
+                lines += [(f"{rel(page)} cell {k}", i, display_width(line))
+                          for i, line in enumerate(cell.source.splitlines(), 1)]
+    return lines
+
+
+def test_shown_code_fits_a_widened_block_at_1366_px():
+    from dlnotes.booktools.widecode import MAX_SHOWN_COLUMNS
+
+    lines = shown_code_lines()
+    assert len(lines) > 5000  # the package and the cells were found
+    too_long = [f"{where}:{i} ({n})" for where, i, n in lines if n > MAX_SHOWN_COLUMNS]
+    assert not too_long, f"lines longer than {MAX_SHOWN_COLUMNS} characters scroll sideways on the site: {too_long}"
+
+
+def bare_glue_at_the_end(source: str) -> bool:
+    """Does the cell end with a ``book.glue(...)`` expression that is not silenced by a semicolon?
+    Its return value would then be shown below a cell whose input is hidden."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    last = tree.body[-1] if tree.body else None
+    is_glue = (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+               and isinstance(last.value.func, ast.Attribute) and last.value.func.attr == "glue")
+    return is_glue and not source.rstrip().endswith(";")
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=rel)
+def test_hidden_glue_cells_show_no_value(page: Path):
+    loud = [k for k, cell in enumerate(chapters.read_chapter(page).cells)
+            if cell.cell_type == "code" and bare_glue_at_the_end(cell.source)]
+    assert not loud, f"{rel(page)}: cells {loud} end with book.glue(...) without ';' (the value is displayed)"
+
+
+def test_the_loud_glue_check_can_fail():
+    assert bare_glue_at_the_end('book.glue("a", 1)\nbook.glue("b", 2)')
+    assert not bare_glue_at_the_end('book.glue("a", 1)\nbook.glue("b", 2);')
+    assert not bare_glue_at_the_end('x = book.glue("a", 1)')

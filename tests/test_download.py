@@ -9,6 +9,7 @@ import re
 import socket
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from pathlib import Path
 
@@ -457,7 +458,9 @@ def test_registry_entry_is_well_formed(name):
         assert re.fullmatch(rf"[0-9a-f]{{{HEX_LENGTH[algorithm]}}}", digest), entry
     assert len(set(remote.checksums)) == len(remote.checksums)
     assert remote.url.startswith(("http://", "https://")), remote.url
-    assert remote.url.rsplit("/", 1)[-1] == Path(remote.filename).name
+    upstream = urllib.parse.unquote(remote.url.rsplit("/", 1)[-1])
+    if upstream != Path(remote.filename).name:  # saved under another name: the description says which
+        assert upstream in remote.description and Path(upstream).suffix == Path(remote.filename).suffix, name
     relative = Path(remote.filename)
     assert not relative.is_absolute() and ".." not in relative.parts
 

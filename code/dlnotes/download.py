@@ -25,6 +25,13 @@ from dlnotes import config
 _D2L = "http://d2l-data.s3-accelerate.amazonaws.com/"
 _FASHION = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 _D2L_IMG = "https://raw.githubusercontent.com/d2l-ai/d2l-en/master/img/"
+# the chinese-poetry project (MIT); its folder 全唐诗, percent-encoded
+_POETRY = "https://raw.githubusercontent.com/chinese-poetry/chinese-poetry/master/%E5%85%A8%E5%94%90%E8%AF%97/"
+_TANG_SHARDS = {0: "4f88f429938082523cdc72a1612bd7a7c3e3f7a33f8192c61ae51340efc3c92d",
+                1000: "6e703b8d8dcedbd6110f6d48d043665ca2131db2035a5bfcef5e59a19aeb6d75",
+                2000: "ec28efa7e2ae9cdbbba09f0ed186e32ccae47a325ad1e5816b7ad56071c1665a",
+                3000: "9e4ba2323752b6b9fbdba875cdbc6a26636fe0cabc85fd066370d4915952001f",
+                4000: "b8a7946c879b9658a6c667a4c55f776fae7e5e00a17789ab06b274c1429afc66"}
 
 
 class DownloadError(RuntimeError):
@@ -98,6 +105,13 @@ REGISTRY: dict[str, Remote] = {
         _D2L_IMG + "banana.jpg",
         ("sha256:2e1f327573bde0fc18c1fafe6f314a192904e33dc4302a8b7a72ea89a97c20ec",),
         "banana.jpg", "d2l's detection photo"),
+    "tang300": Remote(
+        _POETRY + "%E5%94%90%E8%AF%97%E4%B8%89%E7%99%BE%E9%A6%96.json",  # 唐诗三百首.json
+        ("sha256:d77a145f7470da2ed2f79515944563c062ffc43fceda07f195a36ead66b7e5c7",),
+        "tang-poems/tang300.json", "唐诗三百首.json: 366 poems (traditional script), saved as tang300.json"),
+    **{f"tang-{start}": Remote(
+        _POETRY + f"poet.tang.{start}.json", (f"sha256:{digest}",), f"tang-poems/poet.tang.{start}.json",
+        f"全唐诗, poems {start} to {start + 999} (traditional script)") for start, digest in _TANG_SHARDS.items()},
 }
 
 

@@ -84,9 +84,13 @@ def _photos_as_jpeg(shell) -> None:
 
     formatters = shell.display_formatter.formatters
     svg = formatters["image/svg+xml"].lookup_by_type(Figure)
-    formatters["image/svg+xml"].for_type(Figure, lambda fig: None if getattr(fig, "dlnotes_jpeg", False) else svg(fig))
+
+    def is_jpeg(fig) -> bool:  # marked by show_images: a photo, not a line drawing
+        return getattr(fig, "dlnotes_jpeg", False)
+
+    formatters["image/svg+xml"].for_type(Figure, lambda fig: None if is_jpeg(fig) else svg(fig))
     formatters["image/jpeg"].for_type(Figure, lambda fig: print_figure(
-        fig, "jpg", base64=True, pil_kwargs={"quality": JPEG_QUALITY}) if getattr(fig, "dlnotes_jpeg", False) else None)
+        fig, "jpg", base64=True, pil_kwargs={"quality": JPEG_QUALITY}) if is_jpeg(fig) else None)
 
 
 JPEG_QUALITY = 85
@@ -195,7 +199,8 @@ def mosaic(rows: Sequence, *, gap: int = 1, fill: float = 1.0) -> torch.Tensor:
     """
     rows = [torch.as_tensor(_numpy(r)) for r in rows]
     if not rows or any(r.ndim != 3 for r in rows) or len({tuple(r.shape[1:]) for r in rows}) != 1:
-        raise ValueError(f"mosaic needs rows of equal-sized pictures (n, H, W), got {[tuple(r.shape) for r in rows]}")
+        raise ValueError(f"mosaic needs rows of equal-sized pictures (n, H, W), "
+                         f"got {[tuple(r.shape) for r in rows]}")
     h, w = rows[0].shape[1:]
     n = max(len(r) for r in rows)
     out = torch.full((len(rows) * (h + gap) - gap, n * (w + gap) - gap), fill, dtype=torch.float32)

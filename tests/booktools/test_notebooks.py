@@ -36,7 +36,7 @@ def test_colab_url_points_at_the_notebook_on_the_publish_branch():
     with pytest.raises(ValueError, match="github.com/<org>/<repo>"):
         notebooks.BookSettings(repository_url="https://gitlab.com/a/b", branch="m", notebooks_branch="n",
                                site_url="x/").colab_url("p")
-    assert SETTINGS.install_source() == "dlnotes[data,fonts] @ git+https://github.com/org/repo@main#subdirectory=code"
+    assert SETTINGS.install_source() == "dlnotes[data,fonts,sequences] @ git+https://github.com/org/repo@main#subdirectory=code"
 
 
 def run_install_cell(monkeypatch, *, env=None, colab=False):

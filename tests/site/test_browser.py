@@ -21,6 +21,25 @@ PAGES = toc_pages()
 SETTINGS = notebooks.read_settings(ROOT)
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
+WIDE_DESKTOP = {"width": 1366, "height": 768}
+# Code blocks that scroll sideways, by their longest line (not outputs, and not the drawing code of
+# figures, which is hidden until a reader asks for it); table headers of cell outputs taller than
+# two lines of text.
+LAYOUT_JS = """() => {
+    const code = [], headers = new Set();
+    for (const pre of document.querySelectorAll('article div[class*="highlight-"] pre')) {
+        if (pre.closest('.cell_output, .tag_hide-input') || pre.clientWidth === 0) continue;
+        if (pre.scrollWidth > pre.clientWidth + 1)
+            code.push(pre.textContent.split('\\n').sort((a, b) => b.length - a.length)[0].slice(0, 60));
+    }
+    for (const th of document.querySelectorAll('article .cell_output table th')) {
+        const style = getComputedStyle(th), text = document.createRange();
+        const line = parseFloat(style.lineHeight) || 1.5 * parseFloat(style.fontSize);
+        text.selectNodeContents(th);  // the label's own lines, not the height of its row
+        if (text.getBoundingClientRect().height > 2.5 * line) headers.add(th.textContent.trim().slice(0, 40));
+    }
+    return {code, headers: [...headers]};
+}"""
 
 # What every formula and figure needs once the page is ready: MathJax has typeset everything.
 WAIT_FOR_MATH = "() => window.MathJax && MathJax.startup ? MathJax.startup.promise.then(() => true) : true"
@@ -102,6 +121,14 @@ def test_page(browser, base_url, site, chapters, pagename):
         assert counts["typeset"] == counts["math"], counts
         assert counts["errors"] == []
 
+        # the code a reader sees fits without scrolling sideways (long lines widen into the margin,
+        # dlnotes.booktools.widecode), and no table header stacks over more than two lines
+        for viewport in (DESKTOP, WIDE_DESKTOP):
+            page.set_viewport_size(viewport)
+            layout = page.evaluate(LAYOUT_JS)
+            assert layout["code"] == [], f"code scrolls sideways at {viewport['width']} px: {layout['code']}"
+            assert layout["headers"] == [], f"tall table headers at {viewport['width']} px: {layout['headers']}"
+
         # the language link at the top of the page leads to the twin page
         twin = booklaunch.twin_page(pagename)
         if twin is not None:
@@ -138,6 +165,7 @@ def test_page(browser, base_url, site, chapters, pagename):
                 if (el.getBoundingClientRect().right > width + 1 && !scrolls(el)) wide.push(el.tagName + ' ' + el.textContent.slice(0, 40));
             return {page: document.documentElement.scrollWidth - width, wide};}""")
         assert overflow["page"] <= 1 and overflow["wide"] == [], overflow
+        assert page.evaluate(LAYOUT_JS)["headers"] == []  # on a phone too
 
 
 def test_the_cjk_web_font_is_served_by_the_site(browser, base_url):

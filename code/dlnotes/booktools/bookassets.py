@@ -25,6 +25,8 @@ import re
 import shutil
 from pathlib import Path
 
+from dlnotes.booktools.widecode import WIDE_CSS
+
 # The combined TeX + MathML input / CommonHTML output component, plus what it loads on demand:
 # TeX extensions (e.g. \boldsymbol), the CHTML fonts, the menu and the accessibility code.
 MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output/chtml.js", "output/chtml", "a11y", "ui", "adaptors", "sre")
@@ -149,7 +151,7 @@ def write_cjk_font(static: Path, characters: str) -> Path:
         "@media (max-width: 720px) {\n"
         '  mjx-container[jax="CHTML"]:not([display="true"]) { display: inline-block; max-width: 100%;\n'
         "    overflow-x: auto; overflow-y: hidden; vertical-align: middle; }\n"
-        "}\n" + LAYOUT_CSS,
+        "}\n" + LAYOUT_CSS + WIDE_CSS,
         "utf8")
     return target
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import yaml
 from sphinx.search import zh
 
+from dlnotes.sequences import text
+
 
 class SearchChineseFast(zh.SearchChinese):
     """``SearchChinese`` with its Latin words in a set: same words, same stems, same index."""
@@ -49,8 +51,7 @@ def add_terms_to_jieba(terms: list[str]) -> None:
     """Make jieba keep each term as one word (its default dictionary cuts 过拟合 into 过 / 拟合)."""
     if not zh.JIEBA:
         raise RuntimeError("the Chinese search needs jieba: pip install jieba (see requirements.txt)")
-    for term in terms:
-        zh.jieba.add_word(term)
+    text.add_words_to_jieba(terms)  # the same dictionary as the chapters' jieba (one module)
 
 
 def _load_terms(app, config) -> None:

@@ -58,7 +58,7 @@ class BookSettings:
 
     def install_source(self) -> str:
         """The pip requirement that installs the package, with the extras the chapters use."""
-        return f"dlnotes[data,fonts] @ git+{self.repository_url}@{self.branch}#subdirectory=code"
+        return f"dlnotes[data,fonts,sequences] @ git+{self.repository_url}@{self.branch}#subdirectory=code"
 
 
 def read_settings(root: Path) -> BookSettings:

@@ -21,7 +21,8 @@ def conv_output_size(n: int, *, kernel_size: int, padding: int = 0, stride: int 
     """
     if n < 1 or kernel_size < 1 or stride < 1 or dilation < 1 or padding < 0:
         raise ValueError(f"need n, kernel_size, stride, dilation >= 1 and padding >= 0, got "
-                         f"n={n}, kernel_size={kernel_size}, stride={stride}, dilation={dilation}, padding={padding}")
+                         f"n={n}, kernel_size={kernel_size}, stride={stride}, dilation={dilation}, "
+                         f"padding={padding}")
     span = dilation * (kernel_size - 1) + 1  # how many input positions one kernel placement covers
     if n + 2 * padding < span:
         raise ValueError(f"the kernel spans {span} positions but the padded input has only {n + 2 * padding}")

@@ -84,7 +84,8 @@ def top_patches(X: Tensor, maps: Tensor, *, channel: int, k: int, field: tuple[i
 
 
 def channel_purity(maps: Tensor, labels: Tensor, *, k: int) -> Tensor:
-    """Per channel of maps (N, C, ...) or (N, C): the share of its k most excited inputs with their most common label.
+    """Per channel of maps (N, C, ...) or (N, C): the share of its k most excited inputs that carry
+    the channel's most common label among them.
 
     An input excites a channel by the channel's largest value on it. Purity near 1 / (number
     of classes) means the channel fires for every class alike; near 1, for one class only.

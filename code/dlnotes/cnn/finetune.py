@@ -68,8 +68,9 @@ def param_groups(backbone: nn.Module, head: nn.Module, *, lr: float, head_lr_mul
 METHODS = ("scratch", "linear probe", "fine-tune")
 
 
-def model_and_optimizer(method: str, *, pretrained: nn.Module, num_classes: int, lr: float, head_lr_mult: float = 10.0,
-            optimizer: type[torch.optim.Optimizer] = torch.optim.Adam) -> tuple[nn.Module, torch.optim.Optimizer]:
+def model_and_optimizer(method: str, *, pretrained: nn.Module, num_classes: int, lr: float,
+                        head_lr_mult: float = 10.0, optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
+                        ) -> tuple[nn.Module, torch.optim.Optimizer]:
     """A copy of ``pretrained`` with a new head, and its optimizer, set up for one of :data:`METHODS`.
 
     - ``scratch``: the same architecture, every weight re-initialised, all at ``lr * head_lr_mult``.

@@ -22,7 +22,8 @@ POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
 
 def lenet(*, activation: str = "sigmoid", pool: str = "avg", dropout: float = 0.0,
-          norm: Callable[..., nn.Module] | None = None, in_channels: int = 1, num_classes: int = 10) -> nn.Sequential:
+          norm: Callable[..., nn.Module] | None = None, in_channels: int = 1,
+          num_classes: int = 10) -> nn.Sequential:
     """LeNet-5 for 28 x 28 images, as in d2l: two conv blocks, then three fully connected layers.
 
     ``activation`` ("sigmoid" as in 1998, or "relu") follows every layer but the last; ``pool`` is

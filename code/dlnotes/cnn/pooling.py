@@ -33,7 +33,8 @@ def pool2d_scratch(X: Tensor, *, kernel_size: int | tuple[int, int], stride: int
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     if X.ndim < 2 or not X.is_floating_point():
-        raise ValueError(f"need a floating-point tensor (..., H, W), got dtype {X.dtype} and shape {tuple(X.shape)}")
+        raise ValueError(f"need a floating-point tensor (..., H, W), got dtype {X.dtype} "
+                         f"and shape {tuple(X.shape)}")
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = _pair(kernel_size if stride is None else stride, "stride")
     ph, pw = _pair(padding, "padding")

@@ -153,7 +153,8 @@ def warmup_cosine_factor(step: int, *, warmup_steps: int, total_steps: int, star
 
 
 def torch_warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int,
-                        start_factor: float = 1e-3, final_factor: float = 0.0) -> torch.optim.lr_scheduler.LRScheduler:
+                        start_factor: float = 1e-3, final_factor: float = 0.0,
+                        ) -> torch.optim.lr_scheduler.LRScheduler:
     """The same schedule from PyTorch's parts: LinearLR, then CosineAnnealingLR, joined by SequentialLR.
 
     LinearLR needs ``start_factor > 0``; call ``scheduler.step()`` after each ``optimizer.step()``.
@@ -177,7 +178,8 @@ def fit_linear(X: Tensor, y: Tensor, *, make_optimizer: MakeOptimizer, num_steps
     """Full-batch training of a linear model from w = 0, b = 0; the squared loss before each step and at the end.
 
     X (n, d), y (n, 1) -> losses (num_steps + 1,). The optimiser needs an ``lr`` attribute (the
-    scratch ones have it); ``lr_factor(step)`` scales that ``lr`` at each step (a schedule). A loss that stops being finite ends the run; the rest is inf.
+    scratch ones have it); ``lr_factor(step)`` scales that ``lr`` at each step (a schedule). A loss
+    that stops being finite ends the run; the rest is inf.
     """
     net = nn.Linear(X.shape[1], 1)
     nn.init.zeros_(net.weight)
@@ -238,7 +240,8 @@ class WarmupRun:
 
 def train_with_schedule(images: data.TensorData, *, widths: Sequence[int], lr: float, warmup_steps: int,
                         num_epochs: int, batch_size: int, seed: int) -> WarmupRun:
-    """An MLP (``ml_basics.mlp(widths)``, images flattened) trained with torch.optim.Adam and a warm-up-cosine schedule.
+    """An MLP (``ml_basics.mlp(widths)``, images flattened) trained with torch.optim.Adam and a
+    warm-up-cosine schedule.
 
     The schedule is ``warmup_cosine_factor`` through LambdaLR, stepped after every batch;
     ``warmup_steps=0`` is the cosine decay alone. Seeded: the same seed gives the same run.

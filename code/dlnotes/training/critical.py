@@ -70,7 +70,8 @@ def hessian(f: Loss, theta: Tensor) -> Tensor:
 def second_order_approx(f: Loss, center: Tensor, points: Tensor) -> Tensor:
     """Taylor's L(θ') + (θ - θ')ᵀg + ½ (θ - θ')ᵀH(θ - θ') around θ' = center, at points (N, d)."""
     if center.dim() != 1 or points.dim() != 2 or points.shape[1] != center.shape[0]:
-        raise ValueError(f"expected center (d,) and points (N, d), got {tuple(center.shape)} and {tuple(points.shape)}")
+        raise ValueError(f"expected center (d,) and points (N, d), got {tuple(center.shape)} "
+                         f"and {tuple(points.shape)}")
     g, H = gradient(f, center), hessian(f, center)  # (d,), (d, d)
     delta = points - center  # (N, d)
     with torch.no_grad():

@@ -92,7 +92,8 @@ def subnetwork_outputs(model: nn.Module, X: Tensor, *, num_samples: int, softmax
     return out.softmax(dim=-1) if softmax else out
 
 
-def noisy_sine(*, num_examples: int, noise: float, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def noisy_sine(*, num_examples: int, noise: float,
+               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """x uniform in [-2, 2], y = sin(3x) + Gaussian noise: x (n, 1), y (n,)."""
     x = 4 * torch.rand(num_examples, 1, generator=generator) - 2  # (n, 1)
     y = torch.sin(3 * x[:, 0]) + noise * torch.randn(num_examples, generator=generator)  # (n,)
@@ -112,9 +113,11 @@ class ParallelDropoutMLP(ParallelMLP):
     def __init__(self, widths: Sequence[int], *, num_models: int, dropout: Sequence[float | Sequence[float]],
                  generator: torch.Generator | None = None):
         if len(widths) < 2 or widths[-1] != 1:
-            raise ValueError(f"widths run from the input size to one output, e.g. (1, 64, 64, 1); got {tuple(widths)}")
+            raise ValueError(f"widths run from the input size to one output, e.g. (1, 64, 64, 1); "
+                             f"got {tuple(widths)}")
         if len(dropout) != len(widths) - 2:
-            raise ValueError(f"need one dropout probability per hidden layer ({len(widths) - 2}), got {len(dropout)}")
+            raise ValueError(f"need one dropout probability per hidden layer ({len(widths) - 2}), "
+                             f"got {len(dropout)}")
         probs = []
         for p in dropout:
             p = torch.as_tensor(p, dtype=torch.float32).expand(num_models).clone()  # (M,)
@@ -133,5 +136,6 @@ class ParallelDropoutMLP(ParallelMLP):
 def parallel_mse(y_hat: Tensor, y: Tensor) -> Tensor:
     """Sum over models of each model's mean squared error: y_hat (M, N), y (N,) or (M, N) -> scalar."""
     if y_hat.ndim != 2 or y.shape not in (y_hat.shape, y_hat.shape[1:]):
-        raise ValueError(f"expected y_hat (M, N) and y (N,) or (M, N), got {tuple(y_hat.shape)} and {tuple(y.shape)}")
+        raise ValueError(f"expected y_hat (M, N) and y (N,) or (M, N), got {tuple(y_hat.shape)} "
+                         f"and {tuple(y.shape)}")
     return ((y_hat - y) ** 2).mean(dim=1).sum()

@@ -94,7 +94,8 @@ class LinearScratch(nn.Module):
     def __init__(self, in_features: int, out_features: int, *, generator: torch.Generator | None = None):
         super().__init__()
         bound = 1 / math.sqrt(in_features)  # nn.Linear's default range U(-1/sqrt(d), 1/sqrt(d))
-        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound, generator=generator))
+        weight = torch.empty(out_features, in_features).uniform_(-bound, bound, generator=generator)
+        self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound, generator=generator))
 
     def forward(self, X: Tensor) -> Tensor:

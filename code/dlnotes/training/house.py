@@ -94,10 +94,12 @@ class HouseData:
 
     def __repr__(self) -> str:
         return (f"HouseData(train {tuple(self.X_train.shape)}, test {tuple(self.X_test.shape)}, "
-                f"{len(self.preprocessor.numeric)} numeric + {len(self.preprocessor.categories)} categorical columns)")
+                f"{len(self.preprocessor.numeric)} numeric + "
+                f"{len(self.preprocessor.categories)} categorical columns)")
 
 
-def preprocess_frames(train_frame: pd.DataFrame, test_frame: pd.DataFrame, *, stats_from: str = "train") -> HouseData:
+def preprocess_frames(train_frame: pd.DataFrame, test_frame: pd.DataFrame, *,
+                      stats_from: str = "train") -> HouseData:
     """Split off Id and SalePrice, fit the preprocessor, transform both frames.
 
     ``stats_from="train"`` learns the statistics and categories from the training features only

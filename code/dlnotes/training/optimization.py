@@ -71,7 +71,9 @@ class SGDMomentumScratch:
 
 def descent_path(make_optimizer: Callable[[list[nn.Parameter]], object], f: Callable[[Tensor], Tensor],
                  start: Tensor, *, num_steps: int) -> Tensor:
-    """Minimise f from ``start`` with any optimiser (params -> step/zero_grad); the path (num_steps + 1, *start.shape).
+    """Minimise f from ``start`` with any optimiser (params -> step/zero_grad).
+
+    Returns the path, (num_steps + 1, *start.shape).
 
     ``start`` may hold several independent runs: their losses are summed, which leaves each run
     its own gradient.

@@ -194,7 +194,10 @@ def balanced_split(y: Tensor, *, per_class: int, generator: torch.Generator | No
 
 
 def balanced_accuracy(y_hat: Tensor, y: Tensor) -> Tensor:
-    """The mean over classes of the recall (the accuracy within each class): 0.5 for a constant guess on 2 classes."""
+    """The mean over classes of the recall (the accuracy within each class).
+
+    A constant guess scores 0.5 on two classes, whatever their sizes.
+    """
     if y_hat.ndim != 2 or y.ndim != 1 or len(y_hat) != len(y):
         raise ValueError(f"balanced_accuracy expects y_hat (B, K) and y (B,), got {tuple(y_hat.shape)} "
                          f"and {tuple(y.shape)}")

@@ -28,7 +28,8 @@ def ring_label_probability(x: Tensor, *, radius: float = 1.0, sharpness: float =
     return torch.sigmoid(sharpness * (x**2 - radius**2))
 
 
-def sample_covariate_domain(n: int, *, mean: float, std: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def sample_covariate_domain(n: int, *, mean: float, std: float,
+                            generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """n points x ~ N(mean, std²) (n,) with labels y ~ Bernoulli(ring_label_probability(x)) (n,) in {0., 1.}."""
     x = mean + std * torch.randn(n, generator=generator, dtype=torch.float64)
     y = torch.bernoulli(ring_label_probability(x), generator=generator)

@@ -20,7 +20,8 @@ VERSIONS = ("scratch", "concise")
 
 def _check_lambd(lambd: float) -> None:
     if lambd < 0:
-        raise ValueError(f"the penalty weight lambd must be >= 0 (a negative one rewards large weights), got {lambd}")
+        raise ValueError(f"the penalty weight lambd must be >= 0 (a negative one rewards large weights), "
+                         f"got {lambd}")
 
 
 def l2_penalty(w: Tensor) -> Tensor:
@@ -180,7 +181,8 @@ def ridge_regression(X: Tensor, y: Tensor, *, lambd: float) -> tuple[Tensor, Ten
     return wb[:-1], wb[-1]
 
 
-def constrained_least_squares(X: Tensor, y: Tensor, *, theta: float, num_steps: int = 3000) -> tuple[Tensor, Tensor]:
+def constrained_least_squares(X: Tensor, y: Tensor, *, theta: float,
+                              num_steps: int = 3000) -> tuple[Tensor, Tensor]:
     """Minimise mean ½(Xw + b - y)² subject to ‖w‖² <= theta, by projected gradient descent (float64).
 
     After each gradient step, a w outside the ball is scaled back onto its surface.
