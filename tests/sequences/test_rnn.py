@@ -1,0 +1,90 @@
+"""dlnotes.sequences.rnn: the scratch RNN, the language model, clipping, training, generation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dlnotes.sequences import rnn, text
+
+
+def test_the_scratch_rnn_equals_nn_rnn_with_the_same_weights():
+    g = torch.Generator().manual_seed(0)
+    mine = rnn.RNNScratch(5, 7, sigma=0.3, generator=g).double()
+    theirs = nn.RNN(5, 7).double()  # h_t = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)
+    with torch.no_grad():
+        theirs.weight_ih_l0.copy_(mine.W_xh.T)
+        theirs.weight_hh_l0.copy_(mine.W_hh.T)
+        theirs.bias_ih_l0.copy_(mine.b_h)
+        theirs.bias_hh_l0.zero_()
+    X = torch.randn(6, 3, 5, generator=g, dtype=torch.float64)  # (T, B, d)
+    H0 = torch.randn(1, 3, 7, generator=g, dtype=torch.float64)
+    (out_m, h_m), (out_t, h_t) = mine(X, H0), theirs(X, H0)
+    assert out_m.shape == (6, 3, 7) and h_m.shape == (1, 3, 7)
+    assert torch.allclose(out_m, out_t, atol=1e-12) and torch.allclose(h_m, h_t, atol=1e-12)
+    out_zero, _ = mine(X)  # no state given: zeros
+    assert torch.allclose(out_zero, theirs(X, torch.zeros(1, 3, 7, dtype=torch.float64))[0], atol=1e-12)
+
+
+def test_clipping_matches_pytorch_and_leaves_small_gradients_alone():
+    torch.manual_seed(0)
+    a, b = nn.Linear(4, 3), nn.Linear(4, 3)
+    a(torch.randn(8, 4)).pow(2).sum().mul(100).backward()
+    for p, q in zip(a.parameters(), b.parameters()):
+        q.grad = p.grad.clone()  # the same gradients, clipped once by each implementation
+    norm = rnn.clip_gradients(a.parameters(), max_norm=1.0)
+    expected = nn.utils.clip_grad_norm_(b.parameters(), max_norm=1.0)
+    assert norm == pytest.approx(float(expected), rel=1e-6) and norm > 1.0
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6)
+    assert math.sqrt(sum((p.grad**2).sum() for p in a.parameters())) == pytest.approx(1.0, rel=1e-5)
+    before = [p.grad.clone() for p in a.parameters()]
+    assert rnn.clip_gradients(a.parameters(), max_norm=10.0) == pytest.approx(1.0, rel=1e-5)
+    assert all(torch.equal(p.grad, g) for p, g in zip(a.parameters(), before))  # under the limit: untouched
+    with pytest.raises(ValueError, match="max_norm"):
+        rnn.clip_gradients(a.parameters(), max_norm=0)
+
+
+def test_an_untrained_language_model_is_close_to_uniform():
+    vocab = text.Vocab(list("abcdefgh"))
+    torch.manual_seed(0)
+    model = rnn.RNNLM(rnn.RNNScratch(len(vocab), 16), vocab_size=len(vocab), num_hiddens=16)
+    corpus = torch.randint(1, len(vocab), (2000,))
+    logits, state = model(corpus[:40].reshape(4, 10))
+    assert logits.shape == (4, 10, len(vocab)) and state.shape == (1, 4, 16)
+    assert rnn.held_out_perplexity(model, corpus, batch_size=4, num_steps=10) == pytest.approx(len(vocab), rel=0.3)
+
+
+@pytest.mark.parametrize("sampling", rnn.SAMPLINGS)
+def test_training_learns_a_repetitive_text_and_generation_continues_it(sampling):
+    vocab = text.Vocab(list("abcd"))
+    corpus = torch.tensor(vocab[list("abcd" * 300)])
+    torch.manual_seed(0)
+    model = rnn.RNNLM(nn.GRU(len(vocab), 32), vocab_size=len(vocab), num_hiddens=32)
+    run = rnn.train_language_model(model, corpus, corpus[:400], batch_size=8, num_steps=10, lr=0.01,
+                                   num_epochs=8, sampling=sampling, generator=torch.Generator().manual_seed(0))
+    assert len(run.held_out_perplexity) == len(run.train_perplexity) == 8
+    assert run.held_out_perplexity[-1] < 1.1 < run.held_out_perplexity[0]
+    assert rnn.generate(model, "ab", vocab, num_tokens=10) == "abcdabcdabcd"
+    sampled = rnn.generate(model, "ab", vocab, num_tokens=10, temperature=1.0, generator=torch.Generator().manual_seed(0))
+    assert len(sampled) == 12 and sampled.startswith("ab")
+
+
+def test_the_state_is_detached_for_a_tensor_and_for_an_lstm_tuple():
+    h = torch.zeros(1, 2, 3, requires_grad=True) * 2
+    assert not rnn.detach_state(h).requires_grad and rnn.detach_state(None) is None
+    pair = rnn.detach_state((h, h))
+    assert isinstance(pair, tuple) and not any(s.requires_grad for s in pair)
+
+
+def test_bad_training_settings_are_errors():
+    vocab = text.Vocab(list("ab"))
+    model = rnn.RNNLM(nn.GRU(len(vocab), 4), vocab_size=len(vocab), num_hiddens=4)
+    corpus = torch.tensor(vocab[list("ab" * 100)])
+    with pytest.raises(ValueError, match="sampling"):
+        rnn.train_language_model(model, corpus, batch_size=2, num_steps=5, lr=0.1, num_epochs=1, sampling="shuffled")
+    with pytest.raises(ValueError, match="optimizer"):
+        rnn.train_language_model(model, corpus, batch_size=2, num_steps=5, lr=0.1, num_epochs=1, optimizer="lbfgs")
