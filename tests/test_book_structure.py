@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path
 
 import pytest
 import yaml
 
 from dlnotes.booktools import chapters
+from dlnotes.booktools.widecode import display_width
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -302,11 +302,6 @@ def test_no_code_cell_is_empty(page: Path):
     assert not empty, f"{rel(page)}: code cells {empty} (counting from 0) are empty"
 
 
-def display_width(line: str) -> int:
-    """Columns a line takes in a monospace font: CJK characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
-
-
 def shown_code_lines() -> list[tuple[str, int, int]]:
     """(where, line number, width) of every line the site shows as code: the package outside
     booktools (any object may be included) and the chapters' visible cells. Cells with hidden input
@@ -360,3 +355,17 @@ def test_the_loud_glue_check_can_fail():
     assert bare_glue_at_the_end('book.glue("a", 1)\nbook.glue("b", 2)')
     assert not bare_glue_at_the_end('book.glue("a", 1)\nbook.glue("b", 2);')
     assert not bare_glue_at_the_end('x = book.glue("a", 1)')
+
+
+def test_every_installed_distribution_is_pinned_at_its_installed_version():
+    # run in the environment made from requirements.txt (make test): a dependency that pip pulled
+    # in without a pin (nltk's defusedxml was one) would make a later fresh install drift
+    from importlib.metadata import distributions
+
+    lines = (ROOT / "requirements.txt").read_text("utf8").splitlines()
+    pins = {re.sub(r"[-_.]+", "-", l.split("==")[0]).lower(): l.split("==")[1].strip() for l in lines if "==" in l}
+    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in distributions()}
+    unpinned = sorted(set(installed) - set(pins) - {"pip", "dlnotes"})
+    assert not unpinned, f"installed but not pinned in requirements.txt: {unpinned}"
+    drifted = {name: (pins[name], v) for name, v in installed.items() if name in pins and pins[name] != v}
+    assert not drifted, f"pinned version != installed version: {drifted}"

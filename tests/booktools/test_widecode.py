@@ -34,8 +34,9 @@ def test_marking_twice_adds_the_class_once():
     assert next(iter(tree.findall(nodes.literal_block)))["classes"] == [widecode.WIDE_CLASS]
 
 
-def test_tabs_count_as_four_columns_and_empty_text_as_zero():
+def test_tabs_count_as_four_columns_cjk_as_two_and_empty_text_as_zero():
     assert widecode.longest_line("\tab\nabc") == 6
+    assert widecode.longest_line('t("中文", "English")') == 20  # 18 characters, 2 of them wide
     assert widecode.longest_line("") == 0
 
 

@@ -17,6 +17,8 @@ header over five lines).
 
 from __future__ import annotations
 
+import unicodedata
+
 from docutils import nodes
 
 WIDE_COLUMNS = 72  # lines up to this many characters fit the article column from 1200 px on
@@ -38,9 +40,15 @@ div.full-width[class*="highlight-"] { width: 100%; max-width: 100%; }
 """
 
 
+def display_width(line: str) -> int:
+    """Columns a line takes in a monospace font: CJK characters take two, a tab four."""
+    line = line.expandtabs(4)
+    return len(line) + sum(unicodedata.east_asian_width(c) in "WF" for c in line)
+
+
 def longest_line(text: str) -> int:
-    """The number of characters of the longest line of ``text`` (tabs count as 4)."""
-    return max((len(line.expandtabs(4)) for line in text.splitlines()), default=0)
+    """The display width of the longest line of ``text``."""
+    return max((display_width(line) for line in text.splitlines()), default=0)
 
 
 def mark_wide_code(doctree: nodes.document, *, columns: int = WIDE_COLUMNS) -> int:
