@@ -1,5 +1,6 @@
 """Recurrent networks for language modelling: a tanh RNN from scratch, a language model around any
-recurrent layer, gradient clipping, training on one long corpus, held-out perplexity, generation.
+recurrent layer, training on one long corpus (clipped as in the numerical-stability chapter),
+held-out perplexity, generation.
 
 Every recurrent layer here takes time-major inputs (T, B, d) and a state, and returns outputs
 (T, B, h) and the new state, like ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``, so the language model and
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from dlnotes.sequences import language_model as lm
 from dlnotes.sequences.text import Vocab
+from dlnotes.training.stability import clip_grad_norm_scratch  # the numerical-stability chapter's
 
 SAMPLINGS = ("random", "sequential")
 
@@ -63,22 +64,6 @@ def detach_state(state):
     if state is None:
         return None
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-
-
-def clip_gradients(parameters: Iterable[nn.Parameter], *, max_norm: float) -> float:
-    """Scale all gradients together so that their joint L2 norm is at most ``max_norm``.
-
-    g <- g * min(1, max_norm / ||g||). Returns the norm before clipping. Same as
-    ``torch.nn.utils.clip_grad_norm_`` (up to its small epsilon).
-    """
-    if max_norm <= 0:
-        raise ValueError(f"max_norm must be positive, got {max_norm}")
-    grads = [p.grad for p in parameters if p.grad is not None]
-    norm = torch.sqrt(sum((g**2).sum() for g in grads)) if grads else torch.tensor(0.0)
-    if norm > max_norm:
-        for g in grads:
-            g.mul_(max_norm / norm)
-    return float(norm)
 
 
 def held_out_perplexity(model: RNNLM, corpus: Tensor, *, batch_size: int = 32, num_steps: int = 64) -> float:
@@ -135,7 +120,7 @@ def train_language_model(model: RNNLM, corpus: Tensor, held_out: Tensor | None =
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
             opt.zero_grad()
             loss.backward()
-            run.grad_norms.append(clip_gradients(model.parameters(), max_norm=max_norm or math.inf))
+            run.grad_norms.append(float(clip_grad_norm_scratch(model.parameters(), max_norm=max_norm or math.inf)))
             opt.step()
             total, count = total + loss.item() * Y.numel(), count + Y.numel()
             if time_budget is not None and elapsed + time.perf_counter() - start > time_budget:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from dlnotes.training.selection import least_squares
+
 SERIES = ("sunspots", "co2")
 Predictor = Callable[[Tensor], Tensor]  # windows (N, tau) -> next values (N,)
 
@@ -50,14 +52,24 @@ def lag_features(x: Tensor, *, tau: int) -> tuple[Tensor, Tensor]:
 
 
 def fit_linear_ar(features: Tensor, labels: Tensor) -> Predictor:
-    """Least-squares autoregression x_t ~ w . (x_{t-tau}, ..., x_{t-1}) + b; returns the predictor."""
+    """Least-squares autoregression x_t ~ w . (x_{t-tau}, ..., x_{t-1}) + b; returns the predictor.
+
+    The exact fit is model selection's ``least_squares`` (float64) on the windows plus a 1s column.
+    """
     if features.ndim != 2 or labels.shape != features.shape[:1]:
         raise ValueError(f"expected features (N, tau) and labels (N,), got {tuple(features.shape)} "
                          f"and {tuple(labels.shape)}")
-    ones = torch.ones(len(features), 1, dtype=features.dtype)
-    solution = torch.linalg.lstsq(torch.cat([features, ones], dim=1), labels[:, None]).solution  # (tau + 1, 1)
-    weight, bias = solution[:-1, 0], solution[-1, 0]
-    return lambda windows: windows @ weight + bias
+    linear = least_squares(_with_ones(features), labels[:, None])  # (tau + 1) weights, the last one b
+
+    def predict(windows: Tensor) -> Tensor:  # (N, tau) -> (N,)
+        with torch.no_grad():
+            return linear(_with_ones(windows).double())[:, 0].to(windows.dtype)
+
+    return predict
+
+
+def _with_ones(windows: Tensor) -> Tensor:
+    return torch.cat([windows, torch.ones(len(windows), 1, dtype=windows.dtype)], dim=1)  # (N, tau + 1)
 
 
 def k_step_forecasts(predict: Predictor, x: Tensor, *, tau: int, starts: Tensor, max_k: int) -> Tensor:
