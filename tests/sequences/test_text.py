@@ -100,3 +100,14 @@ def test_the_corpus_joins_lines_with_one_space_and_decodes_back_to_the_text():
     assert "".join(vocab.to_tokens(corpus[:200])) == joined[:200]
     words, word_vocab = text.time_machine_corpus(kind="word", min_freq=3)
     assert len(words) == len(joined.split()) and (words == word_vocab.unk).any()  # rare words became <unk>
+
+
+def test_verse_length_reads_the_couplets_of_a_regular_poem():
+    five = text.Poem(title="静夜思", author="李白", lines=("床前明月光，疑是地上霜。", "举头望明月，低头思故乡。"))
+    seven = text.Poem(title="t", author="a", lines=("朝辞白帝彩云间，千里江陵一日还。",))
+    mixed = text.Poem(title="t", author="a", lines=("床前明月光，疑是地上霜。", "朝辞白帝彩云间，千里江陵一日还。"))
+    assert (five.verse_length, seven.verse_length, mixed.verse_length) == (5, 7, None)
+    assert text.Poem(title="t", author="a", lines=()).verse_length is None
+    assert text.couplet_verse_length("床前明月光，疑是地上霜？") == 5
+    for bad in ("床前明月光。疑是地上霜。", "床前明月，光疑是地上霜。", "床前，月光，疑是地上霜。", "，。", ""):
+        assert text.couplet_verse_length(bad) is None, bad

@@ -29,6 +29,7 @@ TIMING_GLUES = {
     "cnn/modern-cnns": {"time_ratio_min_5", "time_ratio_max_5", "time_ratio_min_7", "time_ratio_max_7",
                         "n_slower", "vgg_speed", "alex_speed"},
     "cnn/augmentation": {"batch_us", "loop_us", "loop_ratio"},
+    "sequences/rnn": {"sec_elman", "sec_scratch_ratio", "poem_seconds"},
 }
 MEASURED_MARK = 'id="dlnotes-measured"'  # dlnotes.plot.MEASURED, as it appears in an SVG
 

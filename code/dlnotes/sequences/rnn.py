@@ -44,19 +44,67 @@ class RNNScratch(nn.Module):
             outputs.append(H)
         return torch.stack(outputs), H[None]  # (T, B, num_hiddens), (1, B, num_hiddens)
 
+    def load_from(self, layer: nn.RNN) -> "RNNScratch":
+        """Copy the weights of a one-layer tanh ``nn.RNN`` (its two biases add up to b_h)."""
+        if layer.num_layers != 1 or layer.nonlinearity != "tanh" or layer.bidirectional or not layer.bias:
+            raise ValueError("load_from needs a one-layer, one-directional tanh nn.RNN with biases")
+        if (layer.input_size, layer.hidden_size) != tuple(self.W_xh.shape):
+            raise ValueError(f"nn.RNN({layer.input_size}, {layer.hidden_size}) does not fit "
+                             f"RNNScratch({self.W_xh.shape[0]}, {self.W_xh.shape[1]})")
+        with torch.no_grad():  # nn.RNN computes x W_ih^T + b_ih + h W_hh^T + b_hh
+            self.W_xh.copy_(layer.weight_ih_l0.T)
+            self.W_hh.copy_(layer.weight_hh_l0.T)
+            self.b_h.copy_(layer.bias_ih_l0 + layer.bias_hh_l0)
+        return self
+
 
 class RNNLM(nn.Module):
-    """A language model around a recurrent layer: one-hot tokens in, next-token logits out."""
+    """A language model around a recurrent layer: tokens in, next-token logits out.
 
-    def __init__(self, rnn: nn.Module, *, vocab_size: int, num_hiddens: int):
+    The tokens enter as one-hot vectors (the recurrent layer's input size is ``vocab_size``), or,
+    with ``embed_size``, as learned embeddings (input size ``embed_size``), which is cheaper for a
+    vocabulary of thousands of Chinese characters.
+    """
+
+    def __init__(self, rnn: nn.Module, *, vocab_size: int, num_hiddens: int, embed_size: int | None = None):
         super().__init__()
         self.rnn, self.vocab_size = rnn, vocab_size
+        self.embedding = None if embed_size is None else nn.Embedding(vocab_size, embed_size)
         self.output = nn.Linear(num_hiddens, vocab_size)
 
     def forward(self, X: Tensor, state=None):
         # X (B, T) token indices -> logits (B, T, vocab_size), and the recurrent state
-        outputs, state = self.rnn(lm.time_major_one_hot(X, vocab_size=self.vocab_size), state)
+        if self.embedding is None:
+            inputs = lm.time_major_one_hot(X, vocab_size=self.vocab_size)  # (T, B, V)
+        else:
+            inputs = self.embedding(X.T)  # (T, B, embed_size)
+        outputs, state = self.rnn(inputs, state)
         return self.output(outputs).transpose(0, 1), state  # (T, B, h) -> (B, T, V)
+
+
+class JordanLM(nn.Module):
+    """A Jordan network as a language model: the memory is the previous *output*, not the hidden layer.
+
+    H_t = tanh(X_t W_xh + softmax(O_{t-1}) W_oh + b_h),  O_t = H_t W_hq + b_q.
+    Its state is O_t (1, B, V), so it trains and generates with the same calls as :class:`RNNLM`.
+    """
+
+    def __init__(self, *, vocab_size: int, num_hiddens: int):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.hidden = nn.Linear(2 * vocab_size, num_hiddens)  # [X_t, softmax(O_{t-1})] -> H_t
+        self.output = nn.Linear(num_hiddens, vocab_size)
+
+    def forward(self, X: Tensor, state: Tensor | None = None):
+        # X (B, T) token indices -> logits (B, T, V), and the last output as the state (1, B, V)
+        inputs = lm.time_major_one_hot(X, vocab_size=self.vocab_size)  # (T, B, V)
+        memory = inputs.new_zeros(inputs.shape[1:]) if state is None else F.softmax(state[0], dim=-1)
+        outputs = []
+        for X_t in inputs:  # X_t (B, V)
+            O = self.output(torch.tanh(self.hidden(torch.cat([X_t, memory], dim=1))))  # (B, V)
+            outputs.append(O)
+            memory = F.softmax(O, dim=-1)
+        return torch.stack(outputs, dim=1), O[None]  # (B, T, V), (1, B, V)
 
 
 def detach_state(state):
@@ -80,7 +128,11 @@ def held_out_perplexity(model: RNNLM, corpus: Tensor, *, batch_size: int = 32, n
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction="sum").item()
             count += Y.numel()
     model.train()
-    return math.exp(total / count)
+    return _exp(total / count)
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 709.0 else math.inf  # a diverged run has an infinite perplexity, not an error
 
 
 @dataclass
@@ -91,6 +143,7 @@ class LMRun:
     held_out_perplexity: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)  # training time up to the end of each epoch
     grad_norms: list[float] = field(default_factory=list)  # before clipping, every step
+    step_losses: list[float] = field(default_factory=list)  # the minibatch's mean cross-entropy, every step
 
 
 def train_language_model(model: RNNLM, corpus: Tensor, held_out: Tensor | None = None, *, batch_size: int,
@@ -122,12 +175,13 @@ def train_language_model(model: RNNLM, corpus: Tensor, held_out: Tensor | None =
             loss.backward()
             run.grad_norms.append(float(clip_grad_norm_scratch(model.parameters(), max_norm=max_norm or math.inf)))
             opt.step()
-            total, count = total + loss.item() * Y.numel(), count + Y.numel()
+            run.step_losses.append(loss.item())
+            total, count = total + run.step_losses[-1] * Y.numel(), count + Y.numel()
             if time_budget is not None and elapsed + time.perf_counter() - start > time_budget:
                 break
         elapsed += time.perf_counter() - start
         run.seconds.append(elapsed)
-        run.train_perplexity.append(math.exp(total / count))
+        run.train_perplexity.append(_exp(total / count))
         if held_out is not None:
             run.held_out_perplexity.append(held_out_perplexity(model, held_out))
         if time_budget is not None and elapsed > time_budget:
@@ -135,16 +189,30 @@ def train_language_model(model: RNNLM, corpus: Tensor, held_out: Tensor | None =
     return run
 
 
-def generate(model: RNNLM, prefix: str | list[str], vocab: Vocab, *, num_tokens: int,
-             temperature: float = 0.0, generator: torch.Generator | None = None) -> str:
+def loss_jitter(step_losses: list[float], *, window: int = 25) -> float:
+    """How much the minibatch loss jumps around its trend: the standard deviation of the loss minus
+    its moving average over ``window`` steps, over the second half of training."""
+    if len(step_losses) < 2 * window:
+        raise ValueError(f"need at least {2 * window} steps for a window of {window}, got {len(step_losses)}")
+    losses = torch.tensor(step_losses[len(step_losses) // 2:], dtype=torch.float64)  # (S,)
+    trend = F.avg_pool1d(losses[None, None], window, stride=1)[0, 0]  # (S - window + 1,)
+    return float((losses[window // 2:window // 2 + len(trend)] - trend).std())
+
+
+def generate(model: RNNLM, prefix: str | list[str], vocab: Vocab, *, num_tokens: int, temperature: float = 0.0,
+             allow_unknown: bool = False, generator: torch.Generator | None = None) -> str:
     """Continue ``prefix`` by ``num_tokens`` tokens: the most likely one each time (temperature 0),
-    or sampled from softmax(logits / temperature). Characters are joined without separator."""
+    or sampled from softmax(logits / temperature). ``<unk>`` is never chosen unless ``allow_unknown``
+    (it stands for many rare tokens, so it is often the likeliest and says nothing). Characters are
+    joined without separator."""
     tokens = list(prefix)
     model.eval()
     with torch.no_grad():
         logits, state = model(torch.tensor([vocab[tokens]]), None)  # warm up the state on the prefix
         for _ in range(num_tokens):
-            last = logits[0, -1]
+            last = logits[0, -1].clone()  # (V,)
+            if not allow_unknown:
+                last[vocab.unk] = -math.inf
             if temperature > 0:
                 probs = F.softmax(last / temperature, dim=0)
                 index = int(torch.multinomial(probs, 1, generator=generator))

@@ -125,6 +125,28 @@ class Poem:
     def text(self) -> str:
         return "".join(self.lines)
 
+    @property
+    def verse_length(self) -> int | None:
+        """5 for a 五言 poem, 7 for a 七言 one: every printed line a couplet of that length; else None."""
+        lengths = {couplet_verse_length(line) for line in self.lines}
+        return lengths.pop() if len(lengths) == 1 else None
+
+
+def couplet_verse_length(line: str) -> int | None:
+    """The verse length n of a couplet "n characters，n characters。" (or ending ？ or ！), else None.
+
+    >>> couplet_verse_length("床前明月光，疑是地上霜。"), couplet_verse_length("床前明月光。")
+    (5, None)
+    """
+    n = (len(line) - 2) // 2
+    if n < 1 or len(line) != 2 * n + 2 or line[n] != "，" or line[-1] not in "。？！":
+        return None
+    verses = line[:n] + line[n + 1:-1]
+    return None if any(c in _CJK_PUNCTUATION for c in verses) else n
+
+
+_CJK_PUNCTUATION = "，。？！；：、「」『』（）《》"
+
 
 def to_simplified(text: str) -> str:
     """Traditional to simplified Chinese script with OpenCC's t2s conversion (phrases, then characters)."""
