@@ -108,10 +108,13 @@ class JordanLM(nn.Module):
 
 
 def detach_state(state):
-    """The state with its history cut off (a tensor, or a tuple of them as for an LSTM)."""
+    """The state with its history cut off: a tensor, or tuples and lists of them (an LSTM's (h, c),
+    a stack's list of layer states, a bidirectional layer's pair)."""
     if state is None:
         return None
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach_state(s) for s in state)
+    return state.detach()
 
 
 def held_out_perplexity(model: RNNLM, corpus: Tensor, *, batch_size: int = 32, num_steps: int = 64) -> float:
