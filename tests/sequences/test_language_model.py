@@ -45,6 +45,7 @@ def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
     model = lm.NGramModel([0, 1, 2, 3], n=1, vocab_size=4, k=1e9)  # a huge k flattens every count
     assert model.perplexity([3, 2, 1, 0, 0]) == pytest.approx(4.0, rel=1e-6)
     assert lm.perplexity(math.log(7.0)) == pytest.approx(7.0)
+    assert lm.perplexity(1e4) == math.inf  # a diverged run: no OverflowError
     with pytest.raises(ValueError, match="k must be positive"):
         lm.NGramModel([0, 1], n=1, vocab_size=2, k=0)
 

@@ -28,9 +28,9 @@ def state_gradient_norms(layer: nn.Module, inputs: Tensor, *, readout: Tensor | 
     """‖∂ℓ/∂s_t‖ for the state s_t after each step t = 1..T, where ℓ = ⟨u, h_T⟩ reads the last hidden state.
 
     inputs (T, B, d) -> norms (T,): the mean over the batch of each example's gradient norm, over
-    all layers of the state (for an LSTM, (h, c): both parts count; the returned c_T itself feeds
-    no later step, so the last entry is the readout's norm, 1). ``readout`` is u (hidden,), a random unit vector
-    if None, so the last entry is always 1. Entry T - k is the gradient after k steps back.
+    all layers of the state (for an LSTM both h and c count). ``readout`` is u (hidden,), scaled to
+    unit length; a random one if None. The last entry is therefore 1 (the returned c_T of an LSTM
+    feeds no later step), and entry T - 1 - k is the gradient k steps back.
     """
     if inputs.ndim != 3:
         raise ValueError(f"expected time-major inputs (T, B, d), got shape {tuple(inputs.shape)}")

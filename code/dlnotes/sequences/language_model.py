@@ -75,8 +75,12 @@ def unseen_fraction(train: Sequence, held_out: Sequence, *, n: int) -> float:
 
 
 def perplexity(mean_cross_entropy: float | Tensor) -> float:
-    """exp(mean cross-entropy in nats): the number of equally likely choices that would be as uncertain."""
-    return math.exp(float(mean_cross_entropy))
+    """exp(mean cross-entropy in nats): the number of equally likely choices that would be as uncertain.
+
+    A cross-entropy beyond what a float can exponentiate (a diverged run) gives inf, not an error.
+    """
+    x = float(mean_cross_entropy)
+    return math.exp(x) if x < 709.0 else math.inf
 
 
 def random_batches(corpus: Tensor, *, batch_size: int, num_steps: int,

@@ -131,11 +131,7 @@ def held_out_perplexity(model: RNNLM, corpus: Tensor, *, batch_size: int = 32, n
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction="sum").item()
             count += Y.numel()
     model.train()
-    return _exp(total / count)
-
-
-def _exp(x: float) -> float:
-    return math.exp(x) if x < 709.0 else math.inf  # a diverged run has an infinite perplexity, not an error
+    return lm.perplexity(total / count)
 
 
 @dataclass
@@ -184,7 +180,7 @@ def train_language_model(model: RNNLM, corpus: Tensor, held_out: Tensor | None =
                 break
         elapsed += time.perf_counter() - start
         run.seconds.append(elapsed)
-        run.train_perplexity.append(_exp(total / count))
+        run.train_perplexity.append(lm.perplexity(total / count))
         if held_out is not None:
             run.held_out_perplexity.append(held_out_perplexity(model, held_out))
         if time_budget is not None and elapsed > time_budget:
