@@ -9,16 +9,6 @@ from torch import nn
 from dlnotes.sequences import gated, rnn
 
 
-def _one_layer(layer: nn.RNNBase, suffix: str) -> nn.RNNBase:
-    """The weights of one layer (or direction) of a multi-layer PyTorch RNN, as a one-layer RNN."""
-    single = type(layer)(layer.hidden_size if suffix.startswith("_l1") else layer.input_size, layer.hidden_size)
-    single = single.double()
-    with torch.no_grad():
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(single, f"{name}_l0").copy_(getattr(layer, name + suffix))
-    return single
-
-
 def test_the_scratch_gru_equals_nn_gru():
     torch.manual_seed(0)
     theirs = nn.GRU(5, 7).double()
@@ -44,8 +34,7 @@ def test_the_scratch_lstm_equals_nn_lstm():
 def test_a_stack_of_scratch_layers_equals_a_two_layer_gru():
     torch.manual_seed(0)
     theirs = nn.GRU(4, 6, num_layers=2).double()
-    mine = gated.Stacked([gated.GRUScratch(4, 6).double().load_from(_one_layer(theirs, "_l0")),
-                          gated.GRUScratch(6, 6).double().load_from(_one_layer(theirs, "_l1"))])
+    mine = gated.Stacked([gated.GRUScratch(4, 6).double(), gated.GRUScratch(6, 6).double()]).load_from(theirs)
     X = torch.randn(5, 2, 4, dtype=torch.float64)
     out_m, states = mine(X)
     out_t, h_t = theirs(X)
@@ -56,8 +45,7 @@ def test_a_stack_of_scratch_layers_equals_a_two_layer_gru():
 def test_a_bidirectional_pair_equals_a_bidirectional_lstm_and_sees_the_future():
     torch.manual_seed(0)
     theirs = nn.LSTM(4, 6, bidirectional=True).double()
-    mine = gated.Bidirectional(gated.LSTMScratch(4, 6).double().load_from(_one_layer(theirs, "_l0")),
-                               gated.LSTMScratch(4, 6).double().load_from(_one_layer(theirs, "_l0_reverse")))
+    mine = gated.Bidirectional(gated.LSTMScratch(4, 6).double(), gated.LSTMScratch(4, 6).double()).load_from(theirs)
     X = torch.randn(5, 2, 4, dtype=torch.float64)
     out_m, _ = mine(X)
     assert out_m.shape == (5, 2, 12)
@@ -85,3 +73,74 @@ def test_load_from_rejects_layers_that_do_not_fit():
         gated.LSTMScratch(3, 5).load_from(nn.LSTM(3, 4))
     with pytest.raises(ValueError, match="at least one"):
         gated.Stacked([])
+    with pytest.raises(ValueError, match="needs a one-directional"):
+        gated.Stacked([gated.GRUScratch(3, 4), gated.GRUScratch(4, 4)]).load_from(nn.GRU(3, 4, num_layers=3))
+    with pytest.raises(ValueError, match="bidirectional"):
+        gated.Bidirectional(gated.GRUScratch(3, 4), gated.GRUScratch(3, 4)).load_from(nn.GRU(3, 4))
+    with pytest.raises(ValueError, match="unknown gate"):
+        gated.GRUScratch(3, 4, fixed_gates={"f": 1.0})
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        gated.LSTMScratch(3, 4, fixed_gates={"f": 2.0})
+
+
+def test_resetting_before_the_product_is_another_gru_that_agrees_when_the_gate_is_open():
+    torch.manual_seed(0)
+    theirs = nn.GRU(5, 7).double()
+    before = gated.GRUScratch(5, 7, reset_after=False).double().load_from(theirs)
+    X = torch.randn(6, 3, 5, dtype=torch.float64)
+    assert (before(X)[0] - theirs(X)[0]).abs().max() > 1e-3  # same weights, another function
+    H = torch.randn(3, 7, dtype=torch.float64)  # by hand, one step: N = tanh(x W_xn + b_xn + (R ⊙ h) W_hn + b_hn)
+    x, R = X[0], torch.sigmoid(X[0] @ before.W_xr + H @ before.W_hr + before.b_r)
+    Z = torch.sigmoid(x @ before.W_xz + H @ before.W_hz + before.b_z)
+    N = torch.tanh(x @ before.W_xn + before.b_xn + (R * H) @ before.W_hn + before.b_hn)
+    assert torch.allclose(before(X[:1], H[None])[0][0], Z * H + (1 - Z) * N, atol=1e-12)
+    with torch.no_grad():
+        theirs.bias_ih_l0[:7] = 50.0  # reset gate R = 1: nothing is reset, and the two coincide
+    before.load_from(theirs)
+    assert torch.allclose(before(X)[0], theirs(X)[0], atol=1e-12)
+
+
+def test_gate_values_are_the_gates_the_forward_pass_used():
+    torch.manual_seed(0)
+    lstm = gated.LSTMScratch(3, 4).double()
+    with torch.no_grad():
+        lstm.b["f"].fill_(-60.0)  # forget gate shut: the cell keeps only this step's write
+    X = torch.randn(5, 2, 3, dtype=torch.float64)
+    gates = gated.gate_values(lstm, X)
+    assert set(gates) == {"i", "f", "o"} and gates["f"].shape == (5, 2, 4)
+    assert gates["f"].max() < 1e-20 and ((gates["i"] > 0) & (gates["i"] < 1)).all()
+    outputs, _ = lstm(X)
+    cell = gates["i"] * torch.tanh(X @ lstm.W_x["g"] + torch.cat([torch.zeros(1, 2, 4, dtype=X.dtype), outputs[:-1]])
+                                   @ lstm.W_h["g"] + lstm.b["g"])  # C_t = I_t ⊙ G_t when F = 0
+    assert torch.allclose(outputs, gates["o"] * torch.tanh(cell), atol=1e-12)
+    gru = gated.GRUScratch(3, 4).double()
+    assert set(gated.gate_values(gru, X)) == {"r", "z"}
+    with pytest.raises(ValueError, match="GRUScratch or LSTMScratch"):
+        gated.gate_values(nn.GRU(3, 4), X)
+
+
+def test_a_gru_that_never_keeps_and_never_resets_is_a_tanh_rnn():
+    torch.manual_seed(0)
+    plain = nn.RNN(3, 5).double()
+    gru = gated.GRUScratch(3, 5, fixed_gates={"z": 0.0, "r": 1.0}).double()
+    with torch.no_grad():  # the candidate's weights are the RNN's: H' = tanh(X W_xn + b_xn + H W_hn + b_hn)
+        gru.W_xn.copy_(plain.weight_ih_l0.T)
+        gru.W_hn.copy_(plain.weight_hh_l0.T)
+        gru.b_xn.copy_(plain.bias_ih_l0)
+        gru.b_hn.copy_(plain.bias_hh_l0)
+    X, H0 = torch.randn(7, 2, 3, dtype=torch.float64), torch.randn(1, 2, 5, dtype=torch.float64)
+    for a, b in zip(gru(X, H0), plain(X, H0)):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_an_lstm_cell_that_never_forgets_and_never_writes_keeps_its_value():
+    torch.manual_seed(0)
+    lstm = gated.LSTMScratch(3, 4, fixed_gates={"f": 1.0, "i": 0.0}).double()
+    X = torch.randn(6, 2, 3, dtype=torch.float64)
+    C0 = torch.randn(1, 2, 4, dtype=torch.float64)
+    outputs, (H, C) = lstm(X, (torch.zeros(1, 2, 4, dtype=torch.float64), C0))
+    assert torch.equal(C, C0)
+    O = gated.gate_values(lstm, X)["o"]  # gate_values starts from zeros; the output gate then differs
+    assert O.shape == (6, 2, 4) and (O > 0).all() and (O < 1).all()
+    assert torch.allclose(outputs[0], torch.sigmoid(X[0] @ lstm.W_x["o"] + lstm.b["o"]) * torch.tanh(C0[0]),
+                          atol=1e-12)  # the first step from H = 0

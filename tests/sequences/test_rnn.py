@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from dlnotes.sequences import rnn, text
 
@@ -150,3 +151,22 @@ def test_a_diverging_run_reports_infinite_perplexity_instead_of_failing():
                                    num_epochs=2, optimizer="sgd", max_norm=None)
     assert len(run.step_losses) == len(run.grad_norms) > 0
     assert run.train_perplexity == run.held_out_perplexity == [math.inf, math.inf]  # exp overflows
+
+
+def test_held_out_perplexity_without_a_carried_state_restarts_every_window():
+    torch.manual_seed(0)
+    model = rnn.RNNLM(nn.GRU(6, 8), vocab_size=6, num_hiddens=8)
+    corpus = torch.randint(0, 6, (41,))
+    total, count = 0.0, 0
+    X_all, Y_all = corpus[:40].reshape(2, 20), corpus[1:41].reshape(2, 20)  # batch_size 2
+    with torch.no_grad():
+        for i in range(0, 20, 5):  # every window from a zero state
+            logits, _ = model(X_all[:, i:i + 5])
+            total += F.cross_entropy(logits.reshape(-1, 6), Y_all[:, i:i + 5].reshape(-1), reduction="sum").item()
+            count += 10
+    restarted = rnn.held_out_perplexity(model, corpus, batch_size=2, num_steps=5, carry_state=False)
+    assert restarted == pytest.approx(math.exp(total / count), rel=1e-6)
+    carried = rnn.held_out_perplexity(model, corpus, batch_size=2, num_steps=5)
+    assert carried != pytest.approx(restarted, rel=1e-6)  # a GRU with memory sees more context when carried
+    whole = rnn.held_out_perplexity(model, corpus, batch_size=2, num_steps=20, carry_state=False)
+    assert whole == pytest.approx(rnn.held_out_perplexity(model, corpus, batch_size=2, num_steps=20), rel=1e-9)

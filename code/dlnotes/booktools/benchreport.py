@@ -30,6 +30,9 @@ TIMING_GLUES = {
                         "n_slower", "vgg_speed", "alex_speed"},
     "cnn/augmentation": {"batch_us", "loop_us", "loop_ratio"},
     "sequences/rnn": {"sec_elman", "sec_scratch_ratio", "poem_seconds"},
+    "sequences/gru-lstm": {"sec_rnn", "sec_gru", "sec_lstm", "sec_target_rnn", "sec_target_gru", "sec_target_lstm",
+                           "rnn_ahead_until"},
+    "sequences/deep-bidirectional": {"sec_deep", "sec_shallow"},
 }
 MEASURED_MARK = 'id="dlnotes-measured"'  # dlnotes.plot.MEASURED, as it appears in an SVG
 

@@ -117,8 +117,11 @@ def detach_state(state):
     return state.detach()
 
 
-def held_out_perplexity(model: RNNLM, corpus: Tensor, *, batch_size: int = 32, num_steps: int = 64) -> float:
-    """exp(mean cross-entropy) over ``corpus`` read in order, the state carried from window to window."""
+def held_out_perplexity(model: RNNLM, corpus: Tensor, *, batch_size: int = 32, num_steps: int = 64,
+                        carry_state: bool = True) -> float:
+    """exp(mean cross-entropy) over ``corpus`` read in order, the state carried from window to window;
+    with ``carry_state=False`` every window of ``num_steps`` starts from a zero state, so that no
+    prediction sees more than ``num_steps`` tokens of context."""
     model.eval()
     total, count, state = 0.0, 0, None
     usable = (len(corpus) - 1) // batch_size * batch_size
@@ -126,12 +129,28 @@ def held_out_perplexity(model: RNNLM, corpus: Tensor, *, batch_size: int = 32, n
     Y_all = corpus[1:usable + 1].reshape(batch_size, -1)
     with torch.no_grad():
         for i in range(0, X_all.shape[1], num_steps):
-            logits, state = model(X_all[:, i:i + num_steps], state)
+            logits, state = model(X_all[:, i:i + num_steps], state if carry_state else None)
             Y = Y_all[:, i:i + num_steps]
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction="sum").item()
             count += Y.numel()
     model.train()
     return lm.perplexity(total / count)
+
+
+def last_token_perplexity(model: RNNLM, corpus: Tensor, *, context: int = 32, stride: int = 7) -> float:
+    """exp(mean cross-entropy) of predicting the token after each window of ``context`` tokens from
+    that window alone, every ``stride`` tokens: what the model predicts when the text after the
+    token does not exist yet, as in generation (a bidirectional model reads its inputs both ways,
+    and scored on whole windows it sees the answer)."""
+    if len(corpus) <= context:
+        raise ValueError(f"the corpus has {len(corpus)} tokens, fewer than context + 1 = {context + 1}")
+    windows = corpus.unfold(0, context + 1, stride)  # (N, context + 1)
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(windows[:, :-1])  # (N, context, V)
+        loss = F.cross_entropy(logits[:, -1], windows[:, -1]).item()  # the last position's prediction
+    model.train()
+    return lm.perplexity(loss)
 
 
 @dataclass
