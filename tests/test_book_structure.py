@@ -369,3 +369,32 @@ def test_every_installed_distribution_is_pinned_at_its_installed_version():
     assert not unpinned, f"installed but not pinned in requirements.txt: {unpinned}"
     drifted = {name: (pins[name], v) for name, v in installed.items() if name in pins and pins[name] != v}
     assert not drifted, f"pinned version != installed version: {drifted}"
+
+
+TIMING_NAME = re.compile(r"(^sec_|seconds|_(ms|us|s)$|^(ms|us)_|_ms_|_us_)")
+
+
+@pytest.mark.parametrize("page", [p for p in NOTEBOOKS if "en" in p.parts and "appendix" not in p.parts], ids=rel)
+def test_glued_times_are_listed_as_timings(page: Path):
+    """A glued wall-clock time differs between two builds by nature: the build's reproducibility check
+    must know it (benchreport.TIMING_GLUES), or every run of ``make bench`` fails on it. (The appendix
+    glues the times saved from a CI run, which are the same in every build.)"""
+    from dlnotes.booktools import benchreport
+
+    code = "\n".join(chapters.code_cells(page))
+    chapter = benchreport.chapter_of(str(page.with_suffix("")))
+    listed = benchreport.TIMING_GLUES.get(chapter, set())
+    unlisted = []
+    for key in re.findall(r"""\bglue\(\s*f?["']([^"']+)["']""", code):
+        if not TIMING_NAME.search(re.sub(r"\{[^}]*\}", "", key)):
+            continue
+        pattern = re.compile("".join(".+" if part.startswith("{") else re.escape(part)
+                                     for part in re.split(r"(\{[^}]*\})", key)) + "$")
+        if not any(pattern.match(name) for name in listed):
+            unlisted.append(key)
+    assert not unlisted, f"{rel(page)}: glued times missing from benchreport.TIMING_GLUES[{chapter!r}]: {unlisted}"
+
+
+def test_the_timing_glue_check_can_fail():
+    assert TIMING_NAME.search("sec_fra") and TIMING_NAME.search("poem_seconds") and TIMING_NAME.search("row_ms")
+    assert not TIMING_NAME.search("ppl_gru") and not TIMING_NAME.search("num_steps")

@@ -33,6 +33,7 @@ TIMING_GLUES = {
     "sequences/gru-lstm": {"sec_rnn", "sec_gru", "sec_lstm", "sec_target_rnn", "sec_target_gru", "sec_target_lstm",
                            "rnn_ahead_until"},
     "sequences/deep-bidirectional": {"sec_deep", "sec_shallow"},
+    "sequences/seq2seq": {"sec_numbers", "sec_fra"},
 }
 MEASURED_MARK = 'id="dlnotes-measured"'  # dlnotes.plot.MEASURED, as it appears in an SVG
 
