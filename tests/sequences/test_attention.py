@@ -65,11 +65,13 @@ def _copy_task():
     return vocab, translation.build([(p, p[::-1]) for p in pairs], num_steps=7, src_vocab=vocab, tgt_vocab=vocab)
 
 
-def test_the_bahdanau_decoder_steps_like_it_runs_and_attends_only_to_the_source():
+@pytest.mark.parametrize("scoring", ["additive", "dot"])
+def test_the_bahdanau_decoder_steps_like_it_runs_and_attends_only_to_the_source(scoring):
     vocab, data = _copy_task()
     torch.manual_seed(0)
     model = seq2seq.EncoderDecoder(seq2seq.Seq2SeqEncoder(len(vocab), embed_size=8, num_hiddens=16),
-                                   attention.BahdanauDecoder(len(vocab), embed_size=8, num_hiddens=16))
+                                   attention.BahdanauDecoder(len(vocab), embed_size=8, num_hiddens=16,
+                                                             scoring=scoring))
     src, src_len, Y = data.src[:4], data.src_len[:4], seq2seq.shift_right(data.tgt[:4], vocab["<bos>"])
     whole = model(src, src_len, Y)
     weights = model.decoder.attention_weights  # (B, T, S)
@@ -81,6 +83,11 @@ def test_the_bahdanau_decoder_steps_like_it_runs_and_attends_only_to_the_source(
         logits, state = model.decoder(Y[:, t:t + 1], state)
         steps.append(logits)
     assert torch.allclose(whole, torch.cat(steps, dim=1), atol=1e-5)
+
+
+def test_the_bahdanau_decoder_rejects_an_unknown_scoring():
+    with pytest.raises(ValueError, match="scoring"):
+        attention.BahdanauDecoder(5, embed_size=4, num_hiddens=4, scoring="cosine")
 
 
 def test_an_attention_model_learns_to_reverse_and_beam_search_runs_with_it():

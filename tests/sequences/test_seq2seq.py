@@ -99,3 +99,9 @@ def test_training_with_teacher_forcing_learns_to_copy():
                                 max_len=6)
     copied = sum(o == row[:n - 1] for o, row, n in zip(out, data.tgt[:50].tolist(), data.tgt_len[:50].tolist()))
     assert copied >= 40
+    model.eval()
+    outputs, references = seq2seq.translate(model, data, data.subset(torch.arange(50)), num_steps=6)
+    assert not model.training  # decoding leaves the mode as it found it
+    assert references == [word for word, _ in pairs[:50]]  # the targets' tokens, without <eos> and padding
+    assert outputs == [vocab.to_tokens(o) for o in out]
+    assert sum(o == r for o, r in zip(outputs, references)) == copied

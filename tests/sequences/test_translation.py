@@ -26,3 +26,10 @@ def test_numbers_in_words_and_in_chinese():
     assert len({tuple(e) for e, _ in pairs}) == 50
     with pytest.raises(ValueError, match="distinct"):
         translation.number_pairs(10, low=1, high=5)
+
+
+def test_a_prefix_of_the_numbers_is_drawn_like_the_rest():
+    pairs = translation.number_pairs(3000, high=10**6, generator=torch.Generator().manual_seed(0))
+    short = [len(english) <= 2 for english, _ in pairs]  # the numbers below 100 (and a few round ones), used up early
+    head, rest = sum(short[:300]) / 300, sum(short[300:]) / 2700
+    assert sum(short) > 50 and abs(head - rest) < 0.03

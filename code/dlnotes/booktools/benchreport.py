@@ -34,6 +34,8 @@ TIMING_GLUES = {
                            "rnn_ahead_until"},
     "sequences/deep-bidirectional": {"sec_deep", "sec_shallow"},
     "sequences/seq2seq": {"sec_numbers", "sec_fra"},
+    "sequences/attention": {"sec_gru", "sec_dot", "sec_additive", "sec_epoch_gru", "sec_epoch_dot",
+                            "sec_epoch_additive"},
 }
 MEASURED_MARK = 'id="dlnotes-measured"'  # dlnotes.plot.MEASURED, as it appears in an SVG
 

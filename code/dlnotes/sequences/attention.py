@@ -79,14 +79,20 @@ class BahdanauDecoder(nn.Module):
     query, the encoder's outputs are keys and values, and padded source positions are masked.
 
     It follows the decoder protocol of :mod:`dlnotes.sequences.seq2seq`, and keeps the attention
-    weights of its last call in ``attention_weights`` (B, T, S) for heatmaps.
+    weights of its last call in ``attention_weights`` (B, T, S) for heatmaps. ``scoring`` is
+    ``"additive"`` (Bahdanau's) or ``"dot"`` (scaled dot product, no parameters).
     """
 
     def __init__(self, vocab_size: int, *, embed_size: int, num_hiddens: int, num_layers: int = 1,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, scoring: str = "additive"):
         super().__init__()
-        self.attention = AdditiveAttention(query_size=num_hiddens, key_size=num_hiddens, num_hiddens=num_hiddens,
-                                           dropout=dropout)
+        if scoring == "additive":
+            self.attention: nn.Module = AdditiveAttention(query_size=num_hiddens, key_size=num_hiddens,
+                                                          num_hiddens=num_hiddens, dropout=dropout)
+        elif scoring == "dot":
+            self.attention = DotProductAttention(dropout=dropout)
+        else:
+            raise ValueError(f"scoring must be 'additive' or 'dot', got {scoring!r}")
         self.embedding = nn.Embedding(vocab_size, embed_size)
         self.rnn = nn.GRU(embed_size + num_hiddens, num_hiddens, num_layers, dropout=dropout)
         self.output = nn.Linear(num_hiddens, vocab_size)

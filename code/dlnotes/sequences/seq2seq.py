@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from dlnotes.sequences.translation import BOS, TranslationData
+from dlnotes.sequences.translation import BOS, EOS, TranslationData, tokens_of
 from dlnotes.training.stability import clip_grad_norm_scratch
 
 
@@ -135,6 +135,7 @@ def train_seq2seq(model: EncoderDecoder, data: TranslationData, *, batch_size: i
 def greedy_decode(model: EncoderDecoder, src: Tensor, src_len: Tensor, *, bos: int, eos: int,
                   max_len: int) -> list[list[int]]:
     """The likeliest next token at every step, for a batch of sources (B, S); each output ends before <eos>."""
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         state = model.init_state(src, src_len)
@@ -147,20 +148,32 @@ def greedy_decode(model: EncoderDecoder, src: Tensor, src_len: Tensor, *, bos: i
             done |= Y[:, 0] == eos
             if done.all():
                 break
-    model.train()
+    model.train(was_training)
     rows = torch.stack(outputs, dim=1).tolist()  # (B, steps)
     return [row[:row.index(eos)] if eos in row else row for row in rows]
+
+
+def translate(model: EncoderDecoder, data: TranslationData, test: TranslationData, *,
+              num_steps: int) -> tuple[list[list[str]], list[list[str]]]:
+    """Greedy translations of ``test``'s sources as tokens, and their references: (outputs, references).
+    ``data`` is the training set, whose vocabularies ``test`` was encoded with."""
+    bos, eos = data.tgt_vocab[BOS], data.tgt_vocab[EOS]
+    out = greedy_decode(model, test.src, test.src_len, bos=bos, eos=eos, max_len=num_steps)
+    outputs = [data.tgt_vocab.to_tokens(o) for o in out]
+    references = [tokens_of(row, data.tgt_vocab) for row in test.tgt.tolist()]
+    return outputs, references
 
 
 def sequence_log_prob(model: EncoderDecoder, src: Tensor, src_len: Tensor, tokens: list[int], *,
                       bos: int, eos: int) -> float:
     """log P(tokens, <eos> | source) under the model, for one source (1, S)."""
     target = torch.tensor([tokens + [eos]])
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         logits = model(src, src_len, shift_right(target, bos))  # (1, T, V)
         log_probs = F.log_softmax(logits, dim=-1)[0].gather(1, target[0][:, None])
-    model.train()
+    model.train(was_training)
     return float(log_probs.sum())
 
 
@@ -174,6 +187,7 @@ def beam_search(model: EncoderDecoder, src: Tensor, src_len: Tensor, *, beam_siz
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         state = model.init_state(src, src_len)
@@ -199,5 +213,5 @@ def beam_search(model: EncoderDecoder, src: Tensor, src_len: Tensor, *, beam_siz
             state = model.decoder.select_state(state, torch.tensor([r for r, _ in keep]))
         else:
             finished.extend(zip(beams, scores.tolist()))  # still open after max_len steps
-    model.train()
+    model.train(was_training)
     return sorted(finished, key=lambda candidate: -candidate[1])

@@ -53,7 +53,8 @@ def number_pair(n: int) -> tuple[list[str], list[str]]:
 def number_pairs(count: int, *, low: int = 1, high: int = 1_000_000,
                  generator: torch.Generator | None = None) -> list[tuple[list[str], list[str]]]:
     """``count`` distinct random integers in [low, high) as token pairs; sampled log-uniformly, so that
-    short and long numbers are equally common."""
+    short and long numbers are equally common, and returned in random order: in the order drawn the
+    small numbers, used up first, would crowd the front and a held-out prefix."""
     if high - low < count:
         raise ValueError(f"cannot draw {count} distinct numbers from [{low}, {high})")
     seen: dict[int, None] = {}  # distinct numbers in the order drawn
@@ -63,7 +64,8 @@ def number_pairs(count: int, *, low: int = 1, high: int = 1_000_000,
         for n in torch.exp(log_low + (log_high - log_low) * u).floor().long().tolist():
             if len(seen) < count:
                 seen.setdefault(n)
-    return [number_pair(n) for n in seen]
+    numbers = list(seen)
+    return [number_pair(numbers[i]) for i in torch.randperm(count, generator=generator).tolist()]
 
 
 @dataclass
