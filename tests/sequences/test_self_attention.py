@@ -78,6 +78,10 @@ def test_the_sinusoidal_encoding_and_its_relative_positions():
         sa.sinusoidal_encoding(4, 5)
     with pytest.raises(ValueError, match="max_len"):
         sa.PositionalEncoding(num_hiddens=4, max_len=3)(torch.zeros(1, 4, 4))
+    encode, X = sa.PositionalEncoding(num_hiddens=16, max_len=50), torch.zeros(1, 3, 16)
+    assert torch.equal(encode(X, offset=7), P[7:10][None])  # a later slice of the same table
+    with pytest.raises(ValueError, match="max_len"):
+        encode(X, offset=48)
 
 
 class _Conv(nn.Module):

@@ -36,6 +36,8 @@ TIMING_GLUES = {
     "sequences/seq2seq": {"sec_numbers", "sec_fra"},
     "sequences/attention": {"sec_gru", "sec_dot", "sec_additive", "sec_epoch_gru", "sec_epoch_dot",
                             "sec_epoch_additive"},
+    "sequences/self-attention": {"ratio_short_ms", "ratio_long_ms", "cross_n_ms"},
+    "sequences/transformer": {"sec_gru", "sec_tf"},
 }
 MEASURED_MARK = 'id="dlnotes-measured"'  # dlnotes.plot.MEASURED, as it appears in an SVG
 

@@ -89,17 +89,19 @@ def sinusoidal_encoding(max_len: int, num_hiddens: int) -> Tensor:
 
 
 class PositionalEncoding(nn.Module):
-    """Adds the sinusoidal encoding of each position to X (B, T, d), then dropout."""
+    """Adds the sinusoidal encoding of each position to X (B, T, d), then dropout; ``offset`` is the
+    position of X's first row (a decoder that is fed one token at a time counts on)."""
 
     def __init__(self, *, num_hiddens: int, max_len: int = 1000, dropout: float = 0.0):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.register_buffer("P", sinusoidal_encoding(max_len, num_hiddens), persistent=False)
 
-    def forward(self, X: Tensor) -> Tensor:
-        if X.shape[1] > len(self.P):
-            raise ValueError(f"sequence of length {X.shape[1]} is longer than max_len={len(self.P)}")
-        return self.dropout(X + self.P[:X.shape[1]])
+    def forward(self, X: Tensor, *, offset: int = 0) -> Tensor:
+        end = offset + X.shape[1]
+        if end > len(self.P):
+            raise ValueError(f"positions up to {end} do not fit max_len={len(self.P)}")
+        return self.dropout(X + self.P[offset:end])
 
 
 def layers_to_connect(layer: Callable[[Tensor], Tensor], *, length: int, num_hiddens: int,
