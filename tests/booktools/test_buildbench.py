@@ -139,3 +139,14 @@ def test_full_profile_run_on_a_small_book(tmp_path, monkeypatch):
     assert other["value"] is None
     assert set(full["images_per_s"]) == {"lenet 28px"} and full["images_per_s"]["lenet 28px"] > 0
     assert full["machine"]["device"]
+
+
+def test_every_headline_is_glued_by_its_chapter():
+    import re
+
+    for chapter, glue, _ in buildbench.HEADLINES:
+        page = (ROOT / "book" / "en" / f"{chapter}.md").read_text(encoding="utf8")
+        keys = re.findall(r'book\.glue\(f?"([^"]+)"', page)  # an f-string's {...} stands for any name
+        patterns = [re.escape(key).replace(r"\{", "{").replace(r"\}", "}") for key in keys]
+        patterns = [re.sub(r"\{[^}]*\}", "[a-z0-9_]+", p) for p in patterns]
+        assert any(re.fullmatch(p, glue) for p in patterns), f"{chapter} glues no {glue!r}"

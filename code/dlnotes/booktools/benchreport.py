@@ -38,6 +38,7 @@ TIMING_GLUES = {
                             "sec_epoch_additive"},
     "sequences/self-attention": {"ratio_short_ms", "ratio_long_ms", "cross_n_ms"},
     "sequences/transformer": {"sec_gru", "sec_tf"},
+    "sequences/pretraining": {"sec_gpt", "sec_bert"},
 }
 MEASURED_MARK = 'id="dlnotes-measured"'  # dlnotes.plot.MEASURED, as it appears in an SVG
 

@@ -59,6 +59,16 @@ HEADLINES = (
     ("cnn/batch-norm", "bn_acc", "test accuracy with BN"),
     ("cnn/resnet", "small_test_acc", "ResNet test accuracy (%)"),
     ("cnn/fine-tuning", "pretrain_test_acc", "pre-training test accuracy"),
+    ("sequences/sequence-models", "best_tau_rmse", "test RMSE, best autoregression"),
+    ("sequences/language-models", "ppl_best", "held-out perplexity, best n-gram"),
+    ("sequences/rnn", "ppl_elman", "held-out perplexity, RNN"),
+    ("sequences/gru-lstm", "ppl_gru", "held-out perplexity, GRU"),
+    ("sequences/deep-bidirectional", "ppl_deep", "held-out perplexity, two-layer GRU"),
+    ("sequences/seq2seq", "bleu_fra", "BLEU, English to French"),
+    ("sequences/attention", "exact_dot", "numbers translated exactly (%), attention"),
+    ("sequences/self-attention", "acc_with", "reversal accuracy (%), with positions"),
+    ("sequences/transformer", "bleu_tf", "BLEU, Transformer"),
+    ("sequences/pretraining", "gpt_ppl", "held-out perplexity, GPT on Tang poems"),
 )
 
 # (model, image side, images): the training speeds measured with the full profile, data on the GPU

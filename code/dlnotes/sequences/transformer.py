@@ -55,7 +55,8 @@ class AddNorm(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    """Self-attention over the source (padded keys masked), then the FFN, each with add & norm."""
+    """Self-attention over the source (padded keys masked), then the FFN, each with add & norm.
+    With ``causal=True`` each position attends to the earlier ones only (a decoder-only language model)."""
 
     def __init__(self, *, num_hiddens: int, num_heads: int, ffn_hiddens: int, dropout: float = 0.0,
                  norm: str = "layer"):
@@ -65,8 +66,8 @@ class EncoderBlock(nn.Module):
         self.ffn = PositionWiseFFN(num_hiddens=num_hiddens, ffn_hiddens=ffn_hiddens)
         self.addnorm2 = AddNorm(num_hiddens=num_hiddens, dropout=dropout, norm=norm)
 
-    def forward(self, X: Tensor, valid_lens: Tensor | None) -> Tensor:
-        Y = self.addnorm1(X, self.attention(X, X, X, valid_lens))
+    def forward(self, X: Tensor, valid_lens: Tensor | None, *, causal: bool = False) -> Tensor:
+        Y = self.addnorm1(X, self.attention(X, X, X, valid_lens, causal=causal))
         return self.addnorm2(Y, self.ffn(Y))
 
     @torch.no_grad()
