@@ -1,4 +1,4 @@
-"""dlnotes.sequences.pretraining: windows, causal and bidirectional stacks, BERT's masking, the
+"""dlnotes.sequences.pretraining: rows, causal and bidirectional stacks, BERT's masking, the
 training loop on both objectives, and sampling under a poem's form."""
 
 from __future__ import annotations
@@ -14,15 +14,6 @@ from dlnotes.sequences import pretraining as pt
 def _lm(vocab: int = 6, *, causal: bool = True, seed: int = 0) -> pt.TransformerLM:
     torch.manual_seed(seed)
     return pt.TransformerLM(vocab, num_hiddens=16, num_heads=2, ffn_hiddens=32, num_layers=2, causal=causal)
-
-
-def test_windows_overlap_by_one_token():
-    w = pt.windows(torch.arange(11), num_steps=3)
-    assert w.tolist() == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
-    inputs, targets = pt.next_token_pairs(w)
-    assert torch.equal(inputs[:, 1:], targets[:, :-1])
-    with pytest.raises(ValueError, match="no window"):
-        pt.windows(torch.arange(3), num_steps=3)
 
 
 def test_rows_start_every_sequence_at_position_zero_and_padding_is_not_scored():
@@ -69,11 +60,13 @@ def test_masking_follows_berts_proportions():
 
 
 def _periodic(length: int = 2000) -> torch.Tensor:
-    return torch.tensor([1, 2, 3, 4, 5] * (length // 5))  # tokens 1..5, each fixed by its neighbours
+    tokens = torch.tensor([1, 2, 3, 4, 5] * (length // 5))  # tokens 1..5, each fixed by its neighbours
+    starts = torch.arange((length - 1) // 8) * 8
+    return tokens[starts[:, None] + torch.arange(9)[None, :]]  # rows of 9 that overlap by one
 
 
 def test_a_causal_lm_learns_a_periodic_sequence_and_samples_it():
-    data = pt.windows(_periodic(), num_steps=8)
+    data = _periodic()
     model = _lm()
     run = pt.train_lm(model, data, batch_size=16, lr=0.01, num_epochs=6, generator=torch.Generator().manual_seed(0))
     assert run.losses[-1] < 0.1 * run.losses[0]
@@ -86,7 +79,7 @@ def test_a_causal_lm_learns_a_periodic_sequence_and_samples_it():
 
 
 def test_a_masked_lm_fills_in_hidden_tokens_from_both_sides():
-    data = pt.windows(_periodic(), num_steps=8)
+    data = _periodic()
     model = _lm(causal=False)
     g = torch.Generator().manual_seed(0)
     make_pairs = partial(pt.mask_tokens, mask_id=0, vocab_size=6, rate=0.2, generator=g)

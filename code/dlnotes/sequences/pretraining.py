@@ -3,7 +3,7 @@ of Transformer encoder blocks. Causal language modelling predicts every next tok
 modelling hides some tokens and predicts them from both sides. Also constrained sampling for
 Tang-poem forms: five-character lines and acrostics (藏头诗).
 
-Shapes: windows (N, T + 1) token indices; model inputs (B, T) -> logits (B, T, V).
+Shapes: rows (N, T + 1) token indices; model inputs (B, T) -> logits (B, T, V).
 """
 
 from __future__ import annotations
@@ -62,15 +62,6 @@ class TransformerLM(nn.Module):
         return self.output(H)
 
 
-def windows(corpus: Tensor, *, num_steps: int) -> Tensor:
-    """corpus (L,) -> non-overlapping windows (N, num_steps + 1): inputs and next-token targets overlap by one."""
-    count = (len(corpus) - 1) // num_steps
-    if count < 1:
-        raise ValueError(f"a corpus of {len(corpus)} tokens has no window of {num_steps + 1}")
-    starts = torch.arange(count) * num_steps
-    return corpus[starts[:, None] + torch.arange(num_steps + 1)[None, :]]
-
-
 def rows(sequences: list[list[int]], *, length: int, pad: int) -> Tensor:
     """One row (N, length) per sequence, e.g. one poem per row so that positions count from its start:
     cut to ``length``, then padded with ``pad``."""
@@ -121,7 +112,7 @@ class PretrainRun:
 def train_lm(model: nn.Module, data: Tensor, *, batch_size: int, lr: float, num_epochs: int,
              make_pairs: Callable[[Tensor], tuple[Tensor, Tensor]] = next_token_pairs, max_norm: float = 1.0,
              generator: torch.Generator | None = None) -> PretrainRun:
-    """Adam on windows ``data`` (N, T + 1); ``make_pairs`` turns a batch into (inputs, targets), by default
+    """Adam on rows ``data`` (N, T + 1); ``make_pairs`` turns a batch into (inputs, targets), by default
     the next-token pairs of a causal LM; targets equal to IGNORE are not scored."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     run, elapsed = PretrainRun(), 0.0
@@ -147,7 +138,7 @@ def train_lm(model: nn.Module, data: Tensor, *, batch_size: int, lr: float, num_
 def evaluate_lm(model: nn.Module, data: Tensor, *,
                 make_pairs: Callable[[Tensor], tuple[Tensor, Tensor]] = next_token_pairs,
                 batch_size: int = 256) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over the scored tokens of windows ``data`` (N, T + 1), in eval mode."""
+    """Mean cross-entropy and accuracy over the scored tokens of rows ``data`` (N, T + 1), in eval mode."""
     was_training = model.training
     model.eval()
     total, right, count = 0.0, 0, 0
