@@ -309,3 +309,14 @@ def test_mosaic_lays_pictures_out_with_gaps_and_pads_short_rows():
     assert m[3:, :2].eq(0.5).all() and m[3:, 3:].eq(1).all()  # the short row is padded
     with pytest.raises(ValueError, match="equal-sized pictures"):
         plot.mosaic([torch.zeros(2, 2, 2), torch.zeros(1, 3, 3)])
+
+
+def test_draw_boxes_adds_one_rectangle_per_box_with_its_label():
+    fig = plot.canvas(figsize=(3, 3))
+    ax = fig.subplots()
+    ax.imshow(np.zeros((50, 80)))
+    plot.draw_boxes(ax, torch.tensor([[10.0, 5.0, 30.0, 45.0], [40.0, 10.0, 70.0, 20.0]]),
+                    labels=["dog", ""], color=["C0", "C1"])
+    rects = [p for p in ax.patches]
+    assert [(r.get_x(), r.get_y(), r.get_width(), r.get_height()) for r in rects] == [(10, 5, 20, 40), (40, 10, 30, 10)]
+    assert [t.get_text() for t in ax.texts] == ["dog"]  # an empty label draws nothing

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from matplotlib import font_manager
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from dlnotes import config
 
@@ -236,3 +237,16 @@ def show_images(images, *, titles: Sequence[str] | None = None, ncols: int = 8,
                 ax.set_title(str(titles[i]), fontsize=8)
     fig.dlnotes_jpeg = colour if photo is None else photo
     return fig
+
+
+def draw_boxes(ax, boxes, *, labels: Sequence[str] | None = None, color: str | Sequence[str] = "C0",
+               linewidth: float = 1.5, fontsize: float = 8) -> None:
+    """Corner boxes (N, 4) x1, y1, x2, y2, in the pixels of the image shown on ``ax``, with optional labels."""
+    boxes = _numpy(boxes).reshape(-1, 4)
+    colors = [color] * len(boxes) if isinstance(color, str) else list(color)
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        c = colors[i % len(colors)]
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=c, linewidth=linewidth))
+        if labels is not None and labels[i]:
+            ax.text(x1, y1, str(labels[i]), fontsize=fontsize, color="white", va="bottom",
+                    bbox=dict(facecolor=c, edgecolor="none", pad=1))

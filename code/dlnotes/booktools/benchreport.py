@@ -39,6 +39,7 @@ TIMING_GLUES = {
     "sequences/self-attention": {"ratio_short_ms", "ratio_long_ms", "cross_n_ms"},
     "sequences/transformer": {"sec_gru", "sec_tf"},
     "sequences/pretraining": {"sec_gpt", "sec_bert"},
+    "applications/detection": {"sec_ssd"},
 }
 MEASURED_MARK = 'id="dlnotes-measured"'  # dlnotes.plot.MEASURED, as it appears in an SVG
 

@@ -69,6 +69,7 @@ HEADLINES = (
     ("sequences/self-attention", "acc_with", "reversal accuracy (%), with positions"),
     ("sequences/transformer", "bleu_tf", "BLEU, Transformer"),
     ("sequences/pretraining", "gpt_ppl", "held-out perplexity, GPT on Tang poems"),
+    ("applications/detection", "top_hit", "test images whose first box hits (%)"),
 )
 
 # (model, image side, images): the training speeds measured with the full profile, data on the GPU

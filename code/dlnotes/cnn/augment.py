@@ -18,24 +18,26 @@ from torch import Tensor, nn
 
 from dlnotes import download
 
-PHOTOS = ("sklearn-china", "sklearn-flower", "cat1")
+PHOTOS = ("sklearn-china", "sklearn-flower", "cat1", "catdog", "banana")
+REGISTRY_PHOTOS = ("cat1", "catdog", "banana")  # d2l's photos, through the download registry
 
 
 def load_photo(name: str, *, max_side: int | None = None, square: bool = False) -> Tensor:
     """A real colour photo as a float tensor (3, H, W) in [0, 1].
 
-    ``sklearn-china`` / ``sklearn-flower`` ship inside scikit-learn (offline); ``cat1`` is
-    d2l's cat, fetched through the download registry. ``square`` keeps the central square;
+    ``sklearn-china`` / ``sklearn-flower`` ship inside scikit-learn (offline); ``cat1`` (a cat),
+    ``catdog`` (a dog and a cat) and ``banana`` (bananas on a bear) are d2l's photos, fetched
+    through the download registry. ``square`` keeps the central square;
     ``max_side`` then shrinks the photo (keeping its aspect ratio) so that figures stay light.
     """
     if name.startswith("sklearn-") and name in PHOTOS:
         from sklearn.datasets import load_sample_image
 
         array = load_sample_image(name.removeprefix("sklearn-") + ".jpg")  # (H, W, 3) uint8
-    elif name == "cat1":
+    elif name in REGISTRY_PHOTOS:
         from PIL import Image
 
-        with Image.open(download.fetch("cat1")) as img:
+        with Image.open(download.fetch(name)) as img:
             array = np.asarray(img.convert("RGB"))  # (H, W, 3) uint8
     else:
         raise ValueError(f"unknown photo {name!r}; known: {', '.join(PHOTOS)}")
