@@ -69,6 +69,9 @@ def test_glues_and_figures_are_read():
     assert benchreport.glue_values(nb) == {"acc": {"text/plain": "0.9"}, "n": {"text/plain": "3"}}
     assert benchreport.figures(nb) == [(0, "image/svg+xml", "<svg/>")]
     assert benchreport.glued_number(nb, "acc") == 0.9 and benchreport.glued_number(nb, "missing") is None
+    texts = notebook({"pct": "'99'", "big": "'2,042,040'", "word": "'dog'"}, "<svg/>")
+    assert benchreport.glued_number(texts, "pct") == 99.0 and benchreport.glued_number(texts, "big") == 2042040.0
+    assert benchreport.glued_number(texts, "word") == "'dog'"
 
 
 def cache_with(path, uri: str, nb) -> None:

@@ -76,9 +76,11 @@ def test_the_setting_edit_changes_only_the_settings_cell_of_one_chapter(tmp_path
         buildbench.edit_setting(book_copy.dir)  # the old value is gone now: a clear error, no silent no-op
 
 
-def test_the_core_module_is_imported_by_most_chapters(book_copy):
+def test_the_core_module_is_imported_by_a_large_share_of_the_chapters(book_copy):
+    # Parts 1-4 train with it; Part 5's GANs, word vectors and graph networks bring their own loops, so the
+    # share falls as the book grows (half at 42 of 84 pages). A third keeps the bench's core edit a wide one.
     found = book_copy.dependents(buildbench.CORE_MODULE)
-    assert len(found) > len(buildbench.read_pages(book_copy.dir)) / 2
+    assert len(found) >= len(buildbench.read_pages(book_copy.dir)) / 3
 
 
 def loaded_modules(scratch, doc: str) -> set[str]:

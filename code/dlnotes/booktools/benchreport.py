@@ -40,6 +40,8 @@ TIMING_GLUES = {
     "sequences/transformer": {"sec_gru", "sec_tf"},
     "sequences/pretraining": {"sec_gpt", "sec_bert"},
     "applications/detection": {"sec_ssd"},
+    "applications/gan": {"sec_gan"},
+    "applications/word2vec": {"sec_en", "sec_zh"},
 }
 MEASURED_MARK = 'id="dlnotes-measured"'  # dlnotes.plot.MEASURED, as it appears in an SVG
 
@@ -74,11 +76,16 @@ def glue_values(nb) -> dict[str, dict]:
 
 
 def glued_number(nb, name: str) -> float | str | None:
-    """A glued value as a number (or its text when it is not one; None when not glued)."""
+    """A glued value as a number (or its text when it is not one; None when not glued).
+
+    A number glued as formatted text ("'99'", "'2,042,040'") counts as that number.
+    """
     text = glue_values(nb).get(name, {}).get("text/plain")
+    if text is None:
+        return None
     try:
-        return float(text)
-    except (TypeError, ValueError):
+        return float(text.strip("'\"").replace(",", ""))
+    except ValueError:
         return text
 
 

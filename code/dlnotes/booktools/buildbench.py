@@ -42,7 +42,7 @@ from dlnotes.booktools.bookexec import read_pages
 
 PROSE_PAGE = "book/en/basics/linear-regression.md"
 MODULE = "cnn/pooling.py"  # a part module a few chapters import, not all of them
-CORE_MODULE = "train.py"  # a core module most chapters import: the bench reports what an edit costs
+CORE_MODULE = "train.py"  # a core module that many chapters import: the bench reports what an edit costs
 # one chapter's settings cell, edited in both languages: one number of its hp = config.hparams(...)
 SETTING_CHAPTER, SETTING_EDIT = "basics/linear-regression", ("lr=0.03,", "lr=0.04,")
 # (chapter, glue, label): each chapter's headline number, for the per-chapter tables
@@ -70,6 +70,9 @@ HEADLINES = (
     ("sequences/transformer", "bleu_tf", "BLEU, Transformer"),
     ("sequences/pretraining", "gpt_ppl", "held-out perplexity, GPT on Tang poems"),
     ("applications/detection", "top_hit", "test images whose first box hits (%)"),
+    ("applications/gan", "ns_modes", "modes covered, non-saturating GAN"),
+    ("applications/word2vec", "purity_sg_zh", "Tang characters nearest to their own group (%)"),
+    ("applications/graphs", "gcn_acc", "unlabelled members classified (%), GCN"),
 )
 
 # (model, image side, images): the training speeds measured with the full profile, data on the GPU

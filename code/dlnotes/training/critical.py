@@ -20,7 +20,7 @@ Loss = Callable[[Tensor], Tensor]
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """Run tiny-tensor loops on one thread: with matrices this small, handing work to other
     threads costs more than the arithmetic (on a busy 2-core machine, ten times more)."""
     before = torch.get_num_threads()
@@ -132,7 +132,7 @@ def newton_on_gradient(f: Loss, starts: Tensor, *, num_steps: int = 50, damping:
     theta = starts.detach().to(torch.float64).clone()  # (N, d)
     eye = torch.eye(theta.shape[1], dtype=theta.dtype)
     mu = torch.full((len(theta), 1, 1), damping, dtype=theta.dtype)  # (N, 1, 1): one damping per start
-    with _one_thread():
+    with one_thread():
         g = gradient(f, theta)  # (N, d)
         for _ in range(num_steps):
             H = hessian(f, theta)  # (N, d, d)
@@ -233,7 +233,7 @@ def mlp_critical_points(X: Tensor, y: Tensor, *, widths: Sequence[int], num_mode
     """
     loss = lambda theta: mlp_loss(theta, X, y, widths=widths)  # noqa: E731
     start = init_mlp_params(widths, num_models=num_models, generator=generator)  # (M, P)
-    with _one_thread():
+    with one_thread():
         trained = ml_basics.gradient_descent(loss, start, lr=lr, num_steps=train_steps)[-1]  # (M, P)
     ends = newton_on_gradient(loss, trained, num_steps=newton_steps)  # (M, P)
     ok = gradient(loss, ends).norm(dim=-1) < grad_tol  # NaN (diverged) compares False
