@@ -443,6 +443,16 @@ def test_mismatch_with_two_checksums_names_both(server, monkeypatch, cache):
     assert files_below(cache) == []
 
 
+def test_a_prefix_checksum_matches_the_digests_first_digits_only(tmp_path):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(b"not really weights")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert download._matches(path, (f"sha256-prefix:{digest[:8]}",)) == (True, f"sha256:{digest}")
+    wrong = f"{int(digest[:8], 16) ^ 1:08x}"
+    assert download._matches(path, (f"sha256-prefix:{wrong}",))[0] is False
+    assert download._matches(path, (f"sha256:{digest[:8]}",))[0] is False  # without the suffix: the full digest
+
+
 # ---------------------------------------------------------------- (k) the registry itself
 
 HEX_LENGTH = {"md5": 32, "sha1": 40, "sha256": 64}
@@ -454,6 +464,10 @@ def test_registry_entry_is_well_formed(name):
     assert remote.checksums, name
     for entry in remote.checksums:
         algorithm, sep, digest = entry.partition(":")
+        if algorithm.endswith(download.PREFIX):  # only the first digits are published: at least 8 of them
+            algorithm = algorithm.removesuffix(download.PREFIX)
+            assert algorithm in HEX_LENGTH and re.fullmatch(rf"[0-9a-f]{{8,{HEX_LENGTH[algorithm]}}}", digest), entry
+            continue
         assert sep and algorithm in HEX_LENGTH, entry
         assert re.fullmatch(rf"[0-9a-f]{{{HEX_LENGTH[algorithm]}}}", digest), entry
     assert len(set(remote.checksums)) == len(remote.checksums)

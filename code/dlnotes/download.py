@@ -51,7 +51,7 @@ class Remote:
     """One file on the internet that the book may use."""
 
     url: str
-    checksums: tuple[str, ...]  # "algorithm:hexdigest"; any one matching is enough
+    checksums: tuple[str, ...]  # "algorithm:hexdigest" or "algorithm-prefix:first digits"; any one match is enough
     filename: str  # path inside the cache directory (and, ideally, inside a mirror)
     description: str = ""
 
@@ -109,10 +109,17 @@ REGISTRY: dict[str, Remote] = {
         _POETRY + "%E5%94%90%E8%AF%97%E4%B8%89%E7%99%BE%E9%A6%96.json",  # 唐诗三百首.json
         ("sha256:d77a145f7470da2ed2f79515944563c062ffc43fceda07f195a36ead66b7e5c7",),
         "tang-poems/tang300.json", "唐诗三百首.json: 366 poems (traditional script), saved as tang300.json"),
+    "vgg19-imagenet": Remote(
+        # torchvision's file name carries the first hex digits of its SHA-256, all that is published
+        "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", ("sha256-prefix:dcbb9e9d",),
+        "torchvision/vgg19-dcbb9e9d.pth", "torchvision's VGG-19 ImageNet weights (548 MB), for style transfer"),
     **{f"tang-{start}": Remote(
         _POETRY + f"poet.tang.{start}.json", (f"sha256:{digest}",), f"tang-poems/poet.tang.{start}.json",
         f"全唐诗, poems {start} to {start + 999} (traditional script)") for start, digest in _TANG_SHARDS.items()},
 }
+
+
+PREFIX = "-prefix"  # a checksum algorithm with this suffix gives only the digest's first digits
 
 
 def file_checksum(path: Path, algorithm: str) -> str:
@@ -129,10 +136,12 @@ def _matches(path: Path, checksums: tuple[str, ...]) -> tuple[bool, str]:
     actual = ""
     for i, expected in enumerate(checksums):
         algorithm, _, hexdigest = expected.partition(":")
+        prefix = algorithm.endswith(PREFIX)  # "sha256-prefix:dcbb9e9d": the digest starts with these digits
+        algorithm = algorithm.removesuffix(PREFIX)
         digest = file_checksum(path, algorithm)
         if i == 0:
             actual = f"{algorithm}:{digest}"
-        if digest == hexdigest.lower():
+        if digest == hexdigest.lower() or (prefix and digest.startswith(hexdigest.lower())):
             return True, f"{algorithm}:{digest}"
     return False, actual
 

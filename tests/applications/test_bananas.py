@@ -29,6 +29,14 @@ def test_the_photo_boxes_contain_the_yellow_pixels():
     assert iou.max() < 0.1  # separate bananas
 
 
+def test_the_scaled_photo_keeps_its_boxes_and_its_colours():
+    photo, truth = bananas.photo_bananas()
+    small, small_truth = bananas.photo_bananas(size=64)
+    assert small.shape == (3, 64, 64) and torch.equal(small_truth, truth)  # the boxes are relative
+    assert small.min() >= 0 and small.max() <= 1
+    assert torch.allclose(small.mean(dim=(1, 2)), photo.mean(dim=(1, 2)), atol=0.01)  # antialiased: the mean survives
+
+
 def test_generated_images_have_their_bananas_inside_their_boxes():
     g = torch.Generator().manual_seed(0)
     X, truth = bananas.banana_images(40, size=48, generator=g, max_bananas=3)

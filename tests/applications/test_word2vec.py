@@ -110,6 +110,21 @@ def test_ppmi_svd_finds_the_topics_of_the_pairs_it_counts():
     assert w2v.group_purity(vectors, [list(range(10)), list(range(10, 20))]) == 1.0
 
 
+def test_count_vectors_are_the_svd_of_one_epochs_pairs_and_find_two_topics():
+    g = torch.Generator().manual_seed(2)
+    topic = torch.randint(0, 2, (200,), generator=g)
+    docs = (topic[:, None] * 10 + torch.randint(0, 10, (200, 8), generator=g)).tolist()
+    corpus = w2v.build_corpus([[str(t) for t in doc] for doc in docs], min_freq=1)
+    torch.manual_seed(0)  # svd_lowrank draws from the global generator
+    vectors = w2v.count_vectors(corpus, max_window=3, dim=4, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(5)
+    centres, contexts = w2v.epoch_pairs(corpus, max_window=3, threshold=1.0, generator=g)
+    assert torch.allclose(vectors, w2v.ppmi_svd(centres, contexts, vocab_size=len(corpus.vocab), dim=4))
+    groups = [[corpus.vocab[str(t)] for t in range(k, k + 10)] for k in (0, 10)]
+    assert w2v.group_purity(vectors, groups) == 1.0
+
+
 def test_group_purity_by_hand():
     vectors = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.8, 0.2]])
     assert w2v.group_purity(vectors, [[0, 1], [2, 3]]) == 1.0

@@ -72,6 +72,16 @@ def test_vgg_block_has_num_convs_3x3_convs_then_a_pool():
         modern_cnn.vgg_block(0, 2, 5)
 
 
+def test_vgg_block_with_batch_norm_normalises_before_each_relu():
+    block = modern_cnn.vgg_block(2, 3, 4, batch_norm=True)
+    kinds = [type(m) for m in block]
+    assert kinds == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]
+    x = torch.randn(8, 3, 6, 6)
+    normalised = block[1](block[0](x))  # in training mode: per-channel batch statistics
+    assert torch.allclose(normalised.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5)
+    assert block(x).shape == (8, 4, 3, 3)
+
+
 def test_nin_has_no_dense_layer_and_nin_block_is_conv_then_two_1x1():
     net = meta_build(modern_cnn.nin)
     assert not any(isinstance(m, nn.Linear) for m in net.modules())

@@ -50,10 +50,11 @@ def banana_sprite() -> Tensor:
     return torch.cat([photo[:, rows, cols], alpha])  # (4, h, w)
 
 
-def photo_bananas(*, min_pixels: int = 200) -> tuple[Tensor, Tensor]:
-    """d2l's demo photo (3, 256, 256) and the boxes of its bananas (G, 5), found by their colour.
+def photo_bananas(*, size: int | None = None, min_pixels: int = 200) -> tuple[Tensor, Tensor]:
+    """d2l's demo photo (3, 256, 256), or scaled to (3, size, size), and the boxes of its bananas (G, 5).
 
-    The boxes are relative to the photo's side; the first is the banana that :func:`banana_sprite` cuts out.
+    The bananas are found by their colour in the full photo. The boxes are relative to the photo's
+    side, so scaling leaves them as they are; the first is the banana that :func:`banana_sprite` cuts out.
     """
     photo = augment.load_photo("banana")
     H, W = photo.shape[1:]
@@ -61,6 +62,9 @@ def photo_bananas(*, min_pixels: int = 200) -> tuple[Tensor, Tensor]:
     for mask in _banana_regions(photo, min_pixels=min_pixels):
         r, c = _bounds(mask)
         rows.append([0.0, c.start / W, r.start / H, c.stop / W, r.stop / H])
+    if size is not None:
+        photo = F.interpolate(photo[None], size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)[0].clamp(0, 1)
     return photo, torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)
 
 

@@ -16,14 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlnotes.applications import boxes
-
-
-def down_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Two 3 x 3 conv-BN-ReLU layers and a 2 x 2 max-pool: (B, in, H, W) -> (B, out, H/2, W/2)."""
-    layers: list[nn.Module] = []
-    for c in (in_channels, out_channels):
-        layers += [nn.Conv2d(c, out_channels, kernel_size=3, padding=1), nn.BatchNorm2d(out_channels), nn.ReLU()]
-    return nn.Sequential(*layers, nn.MaxPool2d(2))
+from dlnotes.cnn.modern_cnn import vgg_block
 
 
 def scale_sizes(num_scales: int, *, smallest: float = 0.2, largest: float = 0.9) -> list[list[float]]:
@@ -50,12 +43,15 @@ class TinySSD(nn.Module):
             raise ValueError(f"{num_scales} scales need {num_scales} lists of sizes, got {len(self.sizes)}")
         per_pixel = len(self.sizes[0]) + len(self.ratios) - 1
         widths = list(channels)
-        base = [down_block(a, b) for a, b in zip([3, *widths[:-1]], widths)]
+        base = [vgg_block(2, a, b, batch_norm=True) for a, b in zip([3, *widths[:-1]], widths)]
         self.blocks = nn.ModuleList([nn.Sequential(*base)])
         in_channels = [widths[-1]]
         for i in range(1, num_scales):
             last = i == num_scales - 1
-            self.blocks.append(nn.AdaptiveMaxPool2d(1) if last else down_block(in_channels[-1], width))
+            if last:  # the last scale: one pixel
+                self.blocks.append(nn.AdaptiveMaxPool2d(1))
+            else:  # SSD's down-sampling block: (conv, BN, ReLU) x 2, max-pool
+                self.blocks.append(vgg_block(2, in_channels[-1], width, batch_norm=True))
             in_channels.append(in_channels[-1] if last else width)
         self.class_heads = nn.ModuleList(
             nn.Conv2d(c, per_pixel * (num_classes + 1), kernel_size=3, padding=1) for c in in_channels)

@@ -209,6 +209,17 @@ def ppmi_svd(centres: Tensor, contexts: Tensor, *, vocab_size: int, dim: int, sh
     return U * S.sqrt()
 
 
+def count_vectors(corpus: Corpus, *, max_window: int, dim: int, threshold: float = 1.0, shift: float = 1.0,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """:func:`ppmi_svd` of one epoch's pairs (:func:`epoch_pairs`): (vocab_size, dim).
+
+    ``threshold=1.0`` keeps every token (no subsampling); skip-gram's own ``threshold`` and
+    ``shift`` = its number of negatives give the matrix it factorises in theory.
+    """
+    centres, contexts = epoch_pairs(corpus, max_window=max_window, threshold=threshold, generator=generator)
+    return ppmi_svd(centres, contexts, vocab_size=len(corpus.vocab), dim=dim, shift=shift)
+
+
 def group_purity(vectors: Tensor, groups: list[list[int]]) -> float:
     """Among the tokens of all groups, how often a token's nearest other token is in its own group.
 

@@ -40,8 +40,10 @@ TIMING_GLUES = {
     "sequences/transformer": {"sec_gru", "sec_tf"},
     "sequences/pretraining": {"sec_gpt", "sec_bert"},
     "applications/detection": {"sec_ssd"},
+    "applications/style-transfer": {"sec_style"},
     "applications/gan": {"sec_gan"},
     "applications/word2vec": {"sec_en", "sec_zh"},
+    "applications/sentiment": {"sec_bag", "sec_rnn", "sec_linear"},
 }
 MEASURED_MARK = 'id="dlnotes-measured"'  # dlnotes.plot.MEASURED, as it appears in an SVG
 

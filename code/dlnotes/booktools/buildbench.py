@@ -70,8 +70,10 @@ HEADLINES = (
     ("sequences/transformer", "bleu_tf", "BLEU, Transformer"),
     ("sequences/pretraining", "gpt_ppl", "held-out perplexity, GPT on Tang poems"),
     ("applications/detection", "top_hit", "test images whose first box hits (%)"),
+    ("applications/style-transfer", "style_drop", "style loss reduced by this factor, random features"),
     ("applications/gan", "ns_modes", "modes covered, non-saturating GAN"),
     ("applications/word2vec", "purity_sg_zh", "Tang characters nearest to their own group (%)"),
+    ("applications/sentiment", "best_net_acc", "reviews classified correctly (%), best network"),
     ("applications/graphs", "gcn_acc", "unlabelled members classified (%), GCN"),
 )
 

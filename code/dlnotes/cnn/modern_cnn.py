@@ -56,13 +56,17 @@ def alexnet(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 22
     )
 
 
-def vgg_block(num_convs: int, in_channels: int, out_channels: int) -> nn.Sequential:
-    """``num_convs`` 3x3 convolutions (padding 1 keeps the size), each with ReLU, then a 2x2 max-pool."""
+def vgg_block(num_convs: int, in_channels: int, out_channels: int, *, batch_norm: bool = False) -> nn.Sequential:
+    """``num_convs`` 3x3 convolutions (padding 1 keeps the size), each with ReLU, then a 2x2 max-pool.
+
+    ``batch_norm`` puts a BatchNorm2d between each convolution and its ReLU (SSD's down-sampling block).
+    """
     if num_convs < 1:
         raise ValueError(f"a VGG block needs at least one convolution, got num_convs={num_convs}")
     layers: list[nn.Module] = []
     for _ in range(num_convs):
-        layers += [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU()]
+        norm = [nn.BatchNorm2d(out_channels)] if batch_norm else []
+        layers += [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1), *norm, nn.ReLU()]
         in_channels = out_channels
     layers.append(nn.MaxPool2d(kernel_size=2, stride=2))  # halves height and width
     return nn.Sequential(*layers)
