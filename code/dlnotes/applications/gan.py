@@ -76,14 +76,18 @@ class GANRun:
 
 
 def train_gan(G: nn.Module, D: nn.Module, real: Tensor, *, latent_dim: int, steps: int, batch_size: int,
-              lr: float, kind: str = "non-saturating", optimizer: str = "adam", d_steps: int = 1, d_warmup: int = 0,
-              snapshot_every: int = 0, num_shown: int = 1000, generator: torch.Generator | None = None) -> GANRun:
-    """Alternate ``d_steps`` discriminator steps and one generator step, ``steps`` times.
+              lr: float, d_lr: float | None = None, kind: str = "non-saturating", optimizer: str = "adam",
+              d_steps: int = 1, g_steps: int = 1, d_warmup: int = 0, snapshot_every: int = 0, num_shown: int = 1000,
+              generator: torch.Generator | None = None) -> GANRun:
+    """Alternate ``d_steps`` discriminator steps and ``g_steps`` generator steps, ``steps`` times.
+
+    ``lr`` is the generator's learning rate, ``d_lr`` the discriminator's (by default the same).
+    ``real`` (N, ...) holds points (N, d) or images (N, C, H, W).
 
     ``optimizer``: "adam" (beta1 0.5, as for most GANs) or "sgd" (plain, whose steps are
     proportional to the gradient, unlike Adam's).
     ``d_warmup`` discriminator steps first train D against the untrained G, which makes D
-    confident from the start. ``real`` (N, d) is sampled with replacement. At the start, every
+    confident from the start. ``real`` is sampled with replacement. At the start, every
     ``snapshot_every`` steps and at the end, ``num_shown`` samples from fixed noise are kept,
     to watch the generator move; ``GANRun.g_grad`` records the norm of G's gradient per step.
     """
@@ -91,11 +95,14 @@ def train_gan(G: nn.Module, D: nn.Module, real: Tensor, *, latent_dim: int, step
         raise ValueError(f"unknown generator loss {kind!r}; known: {', '.join(GENERATOR_LOSSES)}")
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    if min(d_steps, g_steps) < 1:
+        raise ValueError(f"d_steps and g_steps must be at least 1, got {d_steps} and {g_steps}")
+    d_lr = lr if d_lr is None else d_lr
     if optimizer == "adam":
         opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
-        opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
+        opt_d = torch.optim.Adam(D.parameters(), lr=d_lr, betas=(0.5, 0.999))
     else:
-        opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=lr), torch.optim.SGD(D.parameters(), lr=lr)
+        opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=lr), torch.optim.SGD(D.parameters(), lr=d_lr)
     fixed = torch.randn(num_shown, latent_dim, generator=generator)
     run, start = GANRun(), time.perf_counter()
     with one_thread():  # networks this small run faster on one thread
@@ -111,11 +118,12 @@ def train_gan(G: nn.Module, D: nn.Module, real: Tensor, *, latent_dim: int, step
                 opt_d.step()
             if step < 1:
                 continue
-            g_loss = generator_loss(D(G(torch.randn(batch_size, latent_dim, generator=generator))), kind=kind)
-            opt_g.zero_grad()
-            g_loss.backward()  # D's gradients from this are cleared by opt_d.zero_grad() before use
-            run.g_grad.append(torch.cat([p.grad.flatten() for p in G.parameters()]).norm().item())
-            opt_g.step()
+            for _ in range(g_steps):
+                g_loss = generator_loss(D(G(torch.randn(batch_size, latent_dim, generator=generator))), kind=kind)
+                opt_g.zero_grad()
+                g_loss.backward()  # D's gradients from this are cleared by opt_d.zero_grad() before use
+                opt_g.step()
+            run.g_grad.append(torch.cat([p.grad.flatten() for p in G.parameters()]).norm().item())  # the last
             run.d_loss.append(d_loss.item())
             run.g_loss.append(g_loss.item())
             if (snapshot_every and step % snapshot_every == 0) or step == steps:

@@ -42,6 +42,7 @@ TIMING_GLUES = {
     "applications/detection": {"sec_ssd"},
     "applications/style-transfer": {"sec_style"},
     "applications/gan": {"sec_gan"},
+    "applications/dcgan": {"sec_balanced"},
     "applications/word2vec": {"sec_en", "sec_zh"},
     "applications/sentiment": {"sec_bag", "sec_rnn", "sec_linear"},
 }

@@ -72,6 +72,7 @@ HEADLINES = (
     ("applications/detection", "top_hit", "test images whose first box hits (%)"),
     ("applications/style-transfer", "style_drop", "style loss reduced by this factor, random features"),
     ("applications/gan", "ns_modes", "modes covered, non-saturating GAN"),
+    ("applications/dcgan", "fd_balanced", "Frechet distance to real digits, balanced DCGAN"),
     ("applications/word2vec", "purity_sg_zh", "Tang characters nearest to their own group (%)"),
     ("applications/sentiment", "best_net_acc", "reviews classified correctly (%), best network"),
     ("applications/graphs", "gcn_acc", "unlabelled members classified (%), GCN"),
