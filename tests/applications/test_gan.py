@@ -72,3 +72,9 @@ def test_a_confident_discriminator_starves_the_minimax_generator_of_gradient():
     assert first["minimax"] < 0.05 * first["non-saturating"]
     with pytest.raises(ValueError, match="optimizer"):
         gan.train_gan(G, D, real, latent_dim=2, steps=1, batch_size=4, lr=1e-3, optimizer="rmsprop")
+
+
+def test_balance_is_the_normalised_entropy_of_the_counts():
+    assert gan.balance(torch.tensor([5, 5, 5, 5])) == pytest.approx(1.0)
+    assert gan.balance(torch.tensor([0, 12, 0])) == 0
+    assert gan.balance(torch.tensor([1, 3])) == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)) / math.log(2))

@@ -11,13 +11,12 @@ the real digits reads the generated ones: which digits, how many kinds, how conf
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlnotes import data, train
+from dlnotes.applications import gan
 from dlnotes.data import TensorData
 
 
@@ -95,10 +94,8 @@ def class_census(classifier: nn.Module, images: Tensor, *, confident: float = 0.
         probabilities = classifier(images).softmax(dim=1)  # (N, K)
     top, predicted = probabilities.max(dim=1)
     counts = torch.bincount(predicted, minlength=probabilities.shape[1])
-    share = counts.float() / len(images)
-    entropy = -(share[share > 0] * share[share > 0].log()).sum().item()
     return {"counts": counts.tolist(), "confident": (top >= confident).float().mean().item(),
-            "classes": int((share >= min_share).sum()), "balance": entropy / math.log(len(share))}
+            "classes": int((counts >= min_share * len(images)).sum()), "balance": gan.balance(counts)}
 
 
 def frechet_distance(a: Tensor, b: Tensor) -> float:

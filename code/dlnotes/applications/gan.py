@@ -132,6 +132,13 @@ def train_gan(G: nn.Module, D: nn.Module, real: Tensor, *, latent_dim: int, step
     return run
 
 
+def balance(counts: Tensor) -> float:
+    """The normalised entropy of counts per mode (K,): 1 when every mode has the same share, 0 when one has all."""
+    share = counts.float() / counts.sum().clamp(min=1)
+    entropy = -(share[share > 0] * share[share > 0].log()).sum().item()
+    return entropy / math.log(len(counts)) if len(counts) > 1 else 1.0
+
+
 def mode_coverage(samples: Tensor, centres: Tensor, *, std: float, min_share: float = 0.01) -> dict[str, float]:
     """How a sample set covers the modes: a sample is *good* if it lies within 3 std of a centre.
 
@@ -142,8 +149,6 @@ def mode_coverage(samples: Tensor, centres: Tensor, *, std: float, min_share: fl
     distance = torch.cdist(samples, centres)  # (N, modes)
     nearest, which = distance.min(dim=1)
     good = nearest < 3 * std
-    counts = torch.bincount(which[good], minlength=len(centres)).float()
-    share = counts / max(1, int(good.sum()))
-    entropy = -(share[share > 0] * share[share > 0].log()).sum().item()
+    counts = torch.bincount(which[good], minlength=len(centres))
     return {"modes": int((counts >= min_share * len(samples)).sum()), "good": good.float().mean().item(),
-            "balance": entropy / math.log(len(centres)) if len(centres) > 1 else 1.0}
+            "balance": balance(counts)}
